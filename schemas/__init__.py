@@ -1,0 +1,1 @@
+"""blo-alert wire contract."""

@@ -1,0 +1,263 @@
+"""The signed envelope: one msgpack array, then a 64-byte Ed25519 signature.
+
+Byte layout (docs/design.md has the reasoning)::
+
+    wire   = signed || signature                   signature: 64 bytes, Ed25519
+    signed = msgpack array of 12:
+             [version, kind, sender, key_id, seq, issued, tz, expires,
+              msg_id, scope, coding, body]
+
+    version  int    format version, 1
+    kind     int    Kind (alert, incident, ...)
+    sender   str    node id, or a country code for its root's trust messages
+    key_id   bin 8  first 8 bytes of SHA-256 of the signer's Ed25519 public key
+    seq      int    per-sender sequence number, 1, 2, 3, ... never reused
+    issued   int    Unix seconds; tz: the sender's UTC offset in quarter hours
+    expires  int    Unix seconds
+    msg_id   bin 16 random message id
+    scope    str    audience: all, country:kh, region:NAME, node:ID, bulletin:ID,...
+    coding   int    BodyCoding of body (plain msgpack or dictionary DEFLATE)
+    body     bin    the coded body (codec.py)
+
+The signature covers ``signed`` exactly as received: a receiver verifies those
+bytes, then decodes; it never re-encodes anything to verify it. The header is
+read (strictly, with limits) before verification only to find the key; the
+body is inflated and decoded only after the signature holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import msgpack
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from schemas.base import WireModel
+from schemas.codec import pack, unpack_model, unpack_strict
+from schemas.compression import compress, decompress
+from schemas.errors import DecodeError, EncodeError
+from schemas.ids import Scope, ScopeKind, is_country, is_node_id
+from schemas.kinds import Kind
+from schemas.messages import Alert, Bulletin, Incident, Receipt
+from schemas.trust import Keyset, Revocation
+
+__all__ = [
+    "BODY_TYPES",
+    "FORMAT_VERSION",
+    "MAX_BODY",
+    "MAX_ENVELOPE",
+    "SIGNATURE_SIZE",
+    "Header",
+    "Sealed",
+    "Signer",
+    "key_id_of",
+    "open_envelope",
+    "seal",
+]
+
+FORMAT_VERSION = 1
+SIGNATURE_SIZE = 64
+MAX_ENVELOPE = 256 * 1024
+MAX_BODY = 256 * 1024
+_QUARTER = timedelta(minutes=15)
+_MAX_SEQ = 2**63 - 1
+
+BODY_TYPES: dict[Kind, type[WireModel]] = {
+    Kind.ALERT: Alert,
+    Kind.INCIDENT: Incident,
+    Kind.BULLETIN: Bulletin,
+    Kind.RECEIPT: Receipt,
+    Kind.KEYSET: Keyset,
+    Kind.REVOCATION: Revocation,
+}
+_TRUST_KINDS = (Kind.KEYSET, Kind.REVOCATION)
+
+
+def key_id_of(public_key: bytes) -> bytes:
+    """The 8-byte id of a raw 32-byte Ed25519 public key."""
+    return hashlib.sha256(public_key).digest()[:8]
+
+
+@dataclass(frozen=True, slots=True)
+class Signer:
+    """A node's (or a root's) signing identity: name, key id and private key."""
+
+    sender: str
+    private_key: Ed25519PrivateKey
+
+    @property
+    def public_key(self) -> bytes:
+        """The raw 32-byte public key."""
+        return self.private_key.public_key().public_bytes_raw()
+
+    @property
+    def key_id(self) -> bytes:
+        """The key id receivers look the key up by."""
+        return key_id_of(self.public_key)
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """The signed header of an envelope, parsed and validated."""
+
+    version: int
+    kind: Kind
+    sender: str
+    key_id: bytes
+    seq: int
+    issued: datetime
+    expires: datetime
+    msg_id: bytes
+    scope: Scope
+    coding: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """An envelope whose header is parsed but whose signature is not yet checked."""
+
+    header: Header
+    signed: bytes
+    signature: bytes
+    body: bytes
+
+    def verify(self, public_key: Ed25519PublicKey) -> bool:
+        """True if the signature over the received bytes holds for ``public_key``."""
+        try:
+            public_key.verify(self.signature, self.signed)
+        except InvalidSignature:
+            return False
+        return True
+
+    def decode_body(self) -> WireModel:
+        """Inflate and decode the body as the header's kind. Raises ``DecodeError``."""
+        plain = decompress(self.header.coding, self.body, max_len=MAX_BODY)
+        return unpack_model(BODY_TYPES[self.header.kind], plain, max_len=MAX_BODY)
+
+
+def seal(
+    signer: Signer,
+    body: WireModel,
+    *,
+    seq: int,
+    scope: Scope,
+    issued: datetime,
+    expires: datetime,
+    msg_id: bytes | None = None,
+) -> bytes:
+    """Encode ``body`` in a signed envelope. Raises ``EncodeError`` for values the wire refuses."""
+    kind = next((k for k, t in BODY_TYPES.items() if isinstance(body, t)), None)
+    if kind is None:
+        raise EncodeError(f"{type(body).__name__} is not a message kind")
+    msg_id = os.urandom(16) if msg_id is None else msg_id
+    offset = issued.utcoffset()
+    if offset is None or expires.utcoffset() is None:
+        raise EncodeError("issued and expires must be timezone-aware")
+    if offset % _QUARTER or not 1 <= seq <= _MAX_SEQ or len(msg_id) != 16 or expires < issued:
+        raise EncodeError(
+            "header out of range: seq 1..2^63-1, 16-byte msg id, whole-quarter-hour "
+            "UTC offset, expires not before issued"
+        )
+    coding, coded = compress(pack(body))
+    header = [
+        FORMAT_VERSION,
+        int(kind),
+        signer.sender,
+        signer.key_id,
+        seq,
+        int(issued.timestamp()),
+        offset // _QUARTER,
+        int(expires.timestamp()),
+        msg_id,
+        str(scope),
+        int(coding),
+        coded,
+    ]
+    signed = _packb(header)
+    if len(signed) + SIGNATURE_SIZE > MAX_ENVELOPE:
+        raise EncodeError(f"message is {len(signed)} bytes, over the {MAX_ENVELOPE}-byte limit")
+    return signed + signer.private_key.sign(signed)
+
+
+def _packb(value: list[Any]) -> bytes:
+    try:
+        return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EncodeError(f"cannot encode header: {exc}") from None
+
+
+def _field(value: Any, kind: type, name: str) -> Any:
+    if type(value) is not kind:
+        raise DecodeError(f"expected {kind.__name__}, got {type(value).__name__}", f"header.{name}")
+    return value
+
+
+def _time(seconds: int, tz: timezone, name: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(seconds, UTC).astimezone(tz)
+    except (OverflowError, OSError, ValueError):
+        raise DecodeError(f"time {seconds} is out of range", f"header.{name}") from None
+
+
+def open_envelope(data: bytes) -> Sealed:
+    """Split and parse an envelope without trusting it. Raises ``DecodeError``.
+
+    The caller must ``verify`` the result before acting on anything in it.
+    """
+    if len(data) > MAX_ENVELOPE:
+        raise DecodeError(f"{len(data)} bytes is over the {MAX_ENVELOPE}-byte limit")
+    if len(data) <= SIGNATURE_SIZE:
+        raise DecodeError(f"{len(data)} bytes is too short for a signed envelope")
+    signed, signature = data[:-SIGNATURE_SIZE], data[-SIGNATURE_SIZE:]
+    fields = unpack_strict(signed, max_len=MAX_ENVELOPE)
+    if type(fields) is not tuple or len(fields) < 1:
+        raise DecodeError("not an envelope (expected a msgpack array)")
+    version = _field(fields[0], int, "version")
+    if version != FORMAT_VERSION:
+        raise DecodeError(f"format version {version} is not supported (this reader knows 1)")
+    if len(fields) != 12:
+        raise DecodeError(f"envelope has {len(fields)} fields, expected 12")
+    _, kind_v, sender, key_id, seq, issued, tz_q, expires, msg_id, scope_s, coding, body = fields
+    try:
+        kind = Kind(_field(kind_v, int, "kind"))
+    except ValueError:
+        raise DecodeError(f"unknown message kind {kind_v}", "header.kind") from None
+    _field(sender, str, "sender")
+    trust = kind in _TRUST_KINDS
+    if not (is_country(sender) if trust else is_node_id(sender)):
+        raise DecodeError(f"malformed sender {sender[:60]!r}", "header.sender")
+    if len(_field(key_id, bytes, "key_id")) != 8 or len(_field(msg_id, bytes, "msg_id")) != 16:
+        raise DecodeError("key id must be 8 bytes and message id 16", "header")
+    if not 1 <= _field(seq, int, "seq") <= _MAX_SEQ:
+        raise DecodeError(f"sequence number {seq} is out of range", "header.seq")
+    if not -60 <= _field(tz_q, int, "tz") <= 60:
+        raise DecodeError(f"UTC offset {tz_q} quarter hours is out of range", "header.tz")
+    tz = timezone(tz_q * _QUARTER)
+    issued_t = _time(_field(issued, int, "issued"), tz, "issued")
+    expires_t = _time(_field(expires, int, "expires"), tz, "expires")
+    if expires_t < issued_t:
+        raise DecodeError("expires before it was issued", "header.expires")
+    try:
+        scope = Scope.parse(_field(scope_s, str, "scope"))
+    except ValueError as exc:
+        raise DecodeError(str(exc), "header.scope") from None
+    if trust and (scope.kind is not ScopeKind.COUNTRY or scope.target != sender):
+        raise DecodeError("a trust message must be scoped to its own country", "header.scope")
+    header = Header(
+        version=version,
+        kind=kind,
+        sender=sender,
+        key_id=key_id,
+        seq=seq,
+        issued=issued_t,
+        expires=expires_t,
+        msg_id=msg_id,
+        scope=scope,
+        coding=_field(coding, int, "coding"),
+    )
+    return Sealed(header, signed, signature, _field(body, bytes, "body"))

@@ -1,0 +1,32 @@
+"""Message kinds and node roles: small enums every other module shares."""
+
+from __future__ import annotations
+
+from enum import Enum, IntEnum
+
+__all__ = ["Kind", "Role"]
+
+
+class Kind(IntEnum):
+    """What an envelope carries. The value is the byte on the wire: append only."""
+
+    ALERT = 1
+    INCIDENT = 2
+    BULLETIN = 3
+    RECEIPT = 4
+    KEYSET = 5
+    REVOCATION = 6
+
+    @property
+    def label(self) -> str:
+        """Lower-case name, as used in documents and logs."""
+        return self.name.lower()
+
+
+class Role(str, Enum):
+    """What a node is, which decides what it may send (see authority.py)."""
+
+    HQ = "hq"
+    BLO = "blo"
+    REGIONAL = "regional"
+    OBSERVER = "observer"

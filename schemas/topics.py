@@ -1,0 +1,69 @@
+"""The MQTT topic tree: the one place topics are spelled.
+
+The broker ACL, the Mosquitto ACL generator, the publishers and the tablets
+all call these functions, so a topic cannot drift between them::
+
+    blo/all                         alerts to every office           scope all
+    blo/country/{cc}                alerts to one country            scope country:cc
+    blo/region/{region}             alerts to one border region      scope region:NAME
+    blo/node/{node}                 alerts to one office             scope node:ID
+    blo/incident/{cc}/{sender}      incident reports to the country  scope country:cc
+    blo/receipt/{to}/{sender}       delivered / read receipts        scope node:TO
+    blo/bulletin/{to}/{sender}      bulletins between counterparts   scope bulletin:TO,...
+    blo/trust/{cc}/keyset           the country's keyset (retained)  scope country:cc
+    blo/trust/{cc}/revocation       its revocation list (retained)   scope country:cc
+    blo/replay/{node}               archive replays for one office
+
+Every message travels on a topic derived from its kind, scope and sender, and
+a receiver recomputes that topic: an envelope replayed onto another topic, or
+with its kind swapped, does not match and is refused.
+"""
+
+from __future__ import annotations
+
+from schemas.ids import Scope, ScopeKind
+from schemas.kinds import Kind
+
+__all__ = ["ROOT", "replay_topic", "topics_for", "trust_topic"]
+
+ROOT = "blo"
+
+_ALERT_FAMILY = {
+    ScopeKind.ALL: "all",
+    ScopeKind.COUNTRY: "country",
+    ScopeKind.REGION: "region",
+    ScopeKind.NODE: "node",
+}
+
+
+def topics_for(kind: Kind, scope: Scope, sender: str) -> tuple[str, ...]:
+    """The topics a message of ``kind`` from ``sender`` to ``scope`` is published on.
+
+    Empty when the combination has no topic (for example an incident to a
+    region): such a message can never be accepted anywhere.
+    """
+    sk = scope.kind
+    if kind is Kind.ALERT and sk in _ALERT_FAMILY:
+        if sk is ScopeKind.ALL:
+            return (f"{ROOT}/all",)
+        return (f"{ROOT}/{_ALERT_FAMILY[sk]}/{scope.target}",)
+    if kind is Kind.INCIDENT and sk is ScopeKind.COUNTRY:
+        return (f"{ROOT}/incident/{scope.target}/{sender}",)
+    if kind is Kind.RECEIPT and sk is ScopeKind.NODE:
+        return (f"{ROOT}/receipt/{scope.target}/{sender}",)
+    if kind is Kind.BULLETIN and sk is ScopeKind.BULLETIN:
+        return tuple(f"{ROOT}/bulletin/{to}/{sender}" for to in scope.targets)
+    if kind in (Kind.KEYSET, Kind.REVOCATION) and sk is ScopeKind.COUNTRY:
+        return (trust_topic(kind, scope.target),)
+    return ()
+
+
+def trust_topic(kind: Kind, country: str) -> str:
+    """The retained topic of a country's keyset or revocation list."""
+    leaf = "keyset" if kind is Kind.KEYSET else "revocation"
+    return f"{ROOT}/trust/{country}/{leaf}"
+
+
+def replay_topic(node: str) -> str:
+    """The topic the archive answers one office's replay requests on."""
+    return f"{ROOT}/replay/{node}"
