@@ -1,1 +1,140 @@
-"""blo-alert wire contract."""
+"""blo-alert wire contract: message models, the signed envelope, and the receiver core.
+
+Everything here is plain data and pure functions (no sockets, no clock reads),
+so it can be tested exhaustively and shared by the broker, the publishers and
+the tablets. Import from this package, not from its modules.
+"""
+
+from schemas.authority import addressed_to, may_send
+from schemas.base import Timestamp, WireModel
+from schemas.codec import pack, unpack_model
+from schemas.compression import BodyCoding
+from schemas.document import Draft, draft_from_document, to_document
+from schemas.envelope import (
+    FORMAT_VERSION,
+    MAX_BODY,
+    MAX_ENVELOPE,
+    Header,
+    Sealed,
+    Signer,
+    key_id_of,
+    open_envelope,
+    seal,
+)
+from schemas.errors import (
+    BloError,
+    DecodeError,
+    EncodeError,
+    RollbackError,
+    TrustError,
+    UnsupportedError,
+    WireError,
+)
+from schemas.ids import COUNTRIES, CountryCode, NodeId, RegionName, Scope, ScopeKind, country_of
+from schemas.kinds import Kind, Role
+from schemas.messages import (
+    Agency,
+    Alert,
+    AlertText,
+    Attachment,
+    Bulletin,
+    BulletinText,
+    Category,
+    Certainty,
+    Crime,
+    Incident,
+    IncidentSummary,
+    Item,
+    Lang,
+    MsgType,
+    Position,
+    Receipt,
+    ReceiptStatus,
+    Severity,
+    Status,
+    Unit,
+    Urgency,
+)
+from schemas.receiver import Accepted, Reason, Receiver, Rejected, Result
+from schemas.topics import ROOT, replay_topic, topics_for, trust_topic
+from schemas.trust import KeyEntry, Keyset, NodeEntry, Revocation, RevokedKey
+from schemas.truststore import KeyLookup, TrustStore
+from schemas.window import Gap, ReplayWindow, SeqVerdict
+
+__all__ = [
+    "COUNTRIES",
+    "FORMAT_VERSION",
+    "MAX_BODY",
+    "MAX_ENVELOPE",
+    "ROOT",
+    "Accepted",
+    "Agency",
+    "Alert",
+    "AlertText",
+    "Attachment",
+    "BloError",
+    "BodyCoding",
+    "Bulletin",
+    "BulletinText",
+    "Category",
+    "Certainty",
+    "CountryCode",
+    "Crime",
+    "DecodeError",
+    "Draft",
+    "EncodeError",
+    "Gap",
+    "Header",
+    "Incident",
+    "IncidentSummary",
+    "Item",
+    "KeyEntry",
+    "KeyLookup",
+    "Keyset",
+    "Kind",
+    "Lang",
+    "MsgType",
+    "NodeEntry",
+    "NodeId",
+    "Position",
+    "Reason",
+    "Receipt",
+    "ReceiptStatus",
+    "Receiver",
+    "RegionName",
+    "Rejected",
+    "ReplayWindow",
+    "Result",
+    "Revocation",
+    "RevokedKey",
+    "Role",
+    "RollbackError",
+    "Scope",
+    "ScopeKind",
+    "Sealed",
+    "SeqVerdict",
+    "Severity",
+    "Signer",
+    "Status",
+    "Timestamp",
+    "TrustError",
+    "TrustStore",
+    "Unit",
+    "UnsupportedError",
+    "Urgency",
+    "WireError",
+    "WireModel",
+    "addressed_to",
+    "country_of",
+    "draft_from_document",
+    "key_id_of",
+    "may_send",
+    "open_envelope",
+    "pack",
+    "replay_topic",
+    "seal",
+    "to_document",
+    "topics_for",
+    "trust_topic",
+    "unpack_model",
+]

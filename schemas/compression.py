@@ -18,7 +18,7 @@ from enum import IntEnum
 from functools import cache
 from importlib import resources
 
-from schemas.errors import DecodeError
+from schemas.errors import DecodeError, UnsupportedError
 from schemas.textcode import encode_text
 
 __all__ = ["BodyCoding", "compress", "decompress", "dictionary"]
@@ -63,7 +63,7 @@ def decompress(coding: int, data: bytes, *, max_len: int) -> bytes:
     if coding == BodyCoding.MSGPACK:
         return data
     if coding != BodyCoding.DEFLATE_V1:
-        raise DecodeError(f"unknown body coding {coding}; upgrade blo-alert to read it")
+        raise UnsupportedError(f"unknown body coding {coding}: upgrade blo-alert to read it")
     engine = zlib.decompressobj(-15, zdict=dictionary(1))
     try:
         out = engine.decompress(data, max_len)

@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from schemas.base import WireModel
 from schemas.codec import pack, unpack_model, unpack_strict
 from schemas.compression import compress, decompress
-from schemas.errors import DecodeError, EncodeError
+from schemas.errors import DecodeError, EncodeError, UnsupportedError
 from schemas.ids import Scope, ScopeKind, is_country, is_node_id
 from schemas.kinds import Kind
 from schemas.messages import Alert, Bulletin, Incident, Receipt
@@ -219,7 +219,9 @@ def open_envelope(data: bytes) -> Sealed:
         raise DecodeError("not an envelope (expected a msgpack array)")
     version = _field(fields[0], int, "version")
     if version != FORMAT_VERSION:
-        raise DecodeError(f"format version {version} is not supported (this reader knows 1)")
+        raise UnsupportedError(
+            f"format version {version} is newer than this reader (1): upgrade blo-alert"
+        )
     if len(fields) != 12:
         raise DecodeError(f"envelope has {len(fields)} fields, expected 12")
     _, kind_v, sender, key_id, seq, issued, tz_q, expires, msg_id, scope_s, coding, body = fields

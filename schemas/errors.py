@@ -7,6 +7,7 @@ Every error the library raises derives from one base, so a caller can catch
     ├── WireError            bytes that are not a valid blo-alert message
     │   ├── EncodeError      a message that cannot be put on the wire
     │   └── DecodeError      received bytes that cannot be read
+    │       └── UnsupportedError  a newer format or coding than this reader knows
     ├── TrustError           keys, keysets and revocations
     │   └── RollbackError    a keyset older than the one already held
     └── CertsError           (in certs.errors) PKI files and enrolment bundles
@@ -25,6 +26,7 @@ __all__ = [
     "EncodeError",
     "RollbackError",
     "TrustError",
+    "UnsupportedError",
     "WireError",
 ]
 
@@ -47,6 +49,10 @@ class DecodeError(WireError):
     def __init__(self, message: str, path: str = "") -> None:
         self.path = path
         super().__init__(f"{path}: {message}" if path else message)
+
+
+class UnsupportedError(DecodeError):
+    """Bytes in a format version or body coding this reader does not know: upgrade it."""
 
 
 class TrustError(BloError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from schemas.base import Digest, MessageId, ShortText, Timestamp, WireModel
 from schemas.ids import NodeId
@@ -205,6 +205,12 @@ class Alert(WireModel):
     text: _AlertTexts
     incident: IncidentSummary | None = None
     references: _Refs = ()
+
+    @model_validator(mode="after")
+    def _chains_reference(self) -> Alert:
+        if self.msg_type is not MsgType.ALERT and not self.references:
+            raise ValueError(f"an {self.msg_type.value} must reference the alert it replaces")
+        return self
 
 
 class Attachment(WireModel):

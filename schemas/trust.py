@@ -14,7 +14,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from schemas.base import Timestamp, WireModel
+from schemas.base import Digest, Timestamp, WireModel
 from schemas.ids import CountryCode, NodeId, RegionName, country_of
 from schemas.kinds import Role
 
@@ -46,6 +46,9 @@ class NodeEntry(WireModel):
     counterparts: Annotated[tuple[NodeId, ...], Field(max_length=16)] = ()
     keys: Annotated[tuple[KeyEntry, ...], Field(max_length=8)] = ()
     revoked: Timestamp | None = None
+    #: SHA-256 of the node's current TLS client certificate (DER): the broker
+    #: admits only this certificate, so a replaced tablet's old one is refused.
+    tls_cert_sha256: Digest | None = None
 
     @property
     def country(self) -> str:

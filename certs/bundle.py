@@ -1,0 +1,113 @@
+"""The enrolment bundle: one file holding everything a tablet needs but the broker address.
+
+Copying this one file (0600) onto a tablet enrols it: its Ed25519 signing key,
+its TLS key and certificate, the CA certificates that vouch for the broker, the
+pinned root keys of every country it must verify, and the keysets current at
+enrolment (newer ones arrive over MQTT, retained).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from certs.errors import BundleError
+from schemas import (
+    DecodeError,
+    NodeId,
+    Receiver,
+    Rejected,
+    Role,
+    Signer,
+    TrustError,
+    TrustStore,
+    open_envelope,
+    trust_topic,
+)
+
+__all__ = ["BUNDLE_FORMAT", "EnrolmentBundle", "load_trust"]
+
+BUNDLE_FORMAT = "blo-enrolment/1"
+
+
+class EnrolmentBundle(BaseModel):
+    """Everything one node needs to join the network."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: Literal["blo-enrolment/1"] = BUNDLE_FORMAT
+    node: NodeId
+    role: Role
+    sign_key: str
+    tls_key: str
+    tls_cert: str
+    ca_certs: tuple[str, ...]
+    #: country -> raw Ed25519 root public keys, base64
+    roots: dict[str, tuple[str, ...]]
+    #: signed trust messages (keysets, revocation lists), base64
+    trust: tuple[str, ...]
+
+    @classmethod
+    def load(cls, path: Path) -> EnrolmentBundle:
+        """Read a bundle file. Raises ``BundleError`` naming the file."""
+        try:
+            return cls.model_validate_json(path.read_bytes())
+        except FileNotFoundError:
+            raise BundleError(
+                f"{path} not found: copy the node's bundle from the PKI folder (bundles/NODE.json)"
+            ) from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise BundleError(f"{path} is not an enrolment bundle: {where}: {first['msg']}") from None
+
+    def dumps(self) -> bytes:
+        """The bundle as JSON bytes."""
+        return json.dumps(self.model_dump(mode="json"), indent=1).encode()
+
+    def signer(self) -> Signer:
+        """The node's message signer."""
+        try:
+            key = serialization.load_pem_private_key(self.sign_key.encode(), password=None)
+        except ValueError as exc:
+            raise BundleError(f"bundle of {self.node}: signing key unreadable: {exc}") from None
+        if not isinstance(key, Ed25519PrivateKey):
+            raise BundleError(f"bundle of {self.node}: signing key is not Ed25519")
+        return Signer(self.node, key)
+
+    def trust_store(self, now: datetime) -> TrustStore:
+        """A trust store with the pinned roots and the bundle's verified trust messages."""
+        try:
+            roots = {c: [base64.b64decode(k) for k in keys] for c, keys in self.roots.items()}
+            messages = [base64.b64decode(m) for m in self.trust]
+        except ValueError as exc:
+            raise BundleError(f"bundle of {self.node}: bad base64: {exc}") from None
+        try:
+            return load_trust(roots, messages, now)
+        except BundleError as exc:
+            raise BundleError(f"bundle of {self.node}: {exc}") from None
+
+
+def load_trust(roots: dict[str, list[bytes]], messages: list[bytes], now: datetime) -> TrustStore:
+    """A trust store pinned to ``roots`` with signed trust ``messages`` verified and applied."""
+    try:
+        store = TrustStore(roots)
+    except TrustError as exc:
+        raise BundleError(f"bad root key: {exc}") from None
+    receiver = Receiver(store)
+    for data in messages:
+        try:
+            header = open_envelope(data).header
+        except DecodeError as exc:
+            raise BundleError(f"bad trust message: {exc}") from None
+        result = receiver.receive(trust_topic(header.kind, header.sender), data, now)
+        if isinstance(result, Rejected) and not result.reason.benign:
+            raise BundleError(str(result))
+    return store

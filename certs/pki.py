@@ -1,0 +1,358 @@
+"""A country's PKI folder: its root, its nodes, and the signed keyset.
+
+Layout (private keys 0600, created exclusively, never overwritten)::
+
+    DIR/root/ca.key        P-256 CA key: signs TLS certificates    (keep offline)
+    DIR/root/ca.crt        the CA certificate brokers and tablets trust
+    DIR/root/trust.key     Ed25519 root key: signs keysets          (keep offline)
+    DIR/root/trust.pub     its public key, pinned by every receiver
+    DIR/roots/CC.pub       pinned root keys of other countries (blo-certs import-root)
+    DIR/roots/CC.crt       their CA certificates
+    DIR/trust/keyset.msg   the current signed keyset (the node registry)
+    DIR/trust/revocation.msg  the current signed revocation list
+    DIR/nodes/NODE/        sign.key, tls.key, tls.crt of one node
+    DIR/bundles/NODE.json  the node's enrolment bundle
+    DIR/servers/NAME/      tls.key, tls.crt of a broker
+
+The keyset on disk is the registry: every operation reads it, verifies it
+with the root, and writes the next version. ``now`` is an argument throughout.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shutil
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from certs.bundle import EnrolmentBundle, load_trust
+from certs.errors import PkiExistsError, PkiInputError, PkiMissingError
+from certs.files import read_bytes, write_new, write_replace
+from certs.x509 import issue_client, issue_server, new_ca, new_tls_key, pem_cert, pem_key
+from schemas import (
+    KeyEntry,
+    Keyset,
+    Kind,
+    NodeEntry,
+    Revocation,
+    RevokedKey,
+    Role,
+    Scope,
+    Signer,
+    TrustStore,
+    country_of,
+    key_id_of,
+    open_envelope,
+    seal,
+)
+from schemas.ids import is_country, is_node_id, is_region
+
+__all__ = ["KEYSET_DAYS", "Pki"]
+
+#: How long a keyset stays fresh; receivers warn after that.
+KEYSET_DAYS = 90
+
+
+def _pem_public(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _pem_private(key: Ed25519PrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+class Pki:
+    """Operations on one country's PKI folder."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = Path(directory)
+
+    # -- paths and loading -------------------------------------------------------
+
+    def _path(self, *parts: str) -> Path:
+        return self.dir.joinpath(*parts)
+
+    @property
+    def country(self) -> str:
+        """The country this PKI belongs to (from its keyset)."""
+        return self.keyset().country
+
+    def _load_private(self, path: Path) -> Ed25519PrivateKey | ec.EllipticCurvePrivateKey:
+        data = read_bytes(path, "run blo-certs init first, or point --dir at the PKI folder")
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+        except ValueError as exc:
+            raise PkiMissingError(f"{path} is not a readable private key: {exc}") from None
+        if not isinstance(key, Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
+            raise PkiMissingError(f"{path} holds an unexpected kind of key")
+        return key
+
+    def _root_signer(self, country: str) -> Signer:
+        key = self._load_private(self._path("root", "trust.key"))
+        assert isinstance(key, Ed25519PrivateKey)
+        return Signer(country, key)
+
+    def _ca(self) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+        key = self._load_private(self._path("root", "ca.key"))
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        cert_path = self._path("root", "ca.crt")
+        cert = x509.load_pem_x509_certificate(read_bytes(cert_path, "run blo-certs init first"))
+        return key, cert
+
+    def roots(self) -> dict[str, list[bytes]]:
+        """Pinned root public keys: this country's and any imported ones."""
+        found: dict[str, list[bytes]] = {}
+        own = self._path("root", "trust.pub")
+        files = [own, *sorted(self._path("roots").glob("*.pub"))]
+        for path in files:
+            key = serialization.load_pem_public_key(read_bytes(path, "run blo-certs init first"))
+            if not isinstance(key, Ed25519PublicKey):
+                raise PkiMissingError(f"{path} is not an Ed25519 public key")
+            country = self._own_country() if path == own else path.stem
+            found.setdefault(country, []).append(key.public_bytes_raw())
+        return found
+
+    def _own_country(self) -> str:
+        return read_bytes(self._path("root", "country"), "run blo-certs init first").decode().strip()
+
+    def trust_messages(self) -> list[bytes]:
+        """The signed keyset and revocation list of this country and of imported ones."""
+        paths = [self._path("trust", "keyset.msg"), self._path("trust", "revocation.msg")]
+        paths += sorted(self._path("roots").glob("*.msg"))
+        return [p.read_bytes() for p in paths if p.exists()]
+
+    def trust_store(self, now: datetime) -> TrustStore:
+        """A verified trust store over this folder's roots and trust messages."""
+        return load_trust(self.roots(), self.trust_messages(), now)
+
+    def keyset(self) -> Keyset:
+        """The current keyset of this country, verified against its root."""
+        data = read_bytes(self._path("trust", "keyset.msg"), "run blo-certs init first")
+        sealed = open_envelope(data)
+        pub = Ed25519PublicKey.from_public_bytes(self.roots()[self._own_country()][0])
+        if not sealed.verify(pub):
+            raise PkiMissingError(f"{self._path('trust', 'keyset.msg')} fails its root signature")
+        body = sealed.decode_body()
+        assert isinstance(body, Keyset)
+        return body
+
+    def revocation(self) -> Revocation | None:
+        """The current revocation list, if one was written."""
+        path = self._path("trust", "revocation.msg")
+        if not path.exists():
+            return None
+        body = open_envelope(path.read_bytes()).decode_body()
+        assert isinstance(body, Revocation)
+        return body
+
+    # -- writing the registry ------------------------------------------------------
+
+    def _publish(
+        self,
+        country: str,
+        nodes: Iterable[NodeEntry],
+        revoked: Iterable[RevokedKey],
+        version: int,
+        now: datetime,
+    ) -> Keyset:
+        signer = self._root_signer(country)
+        keyset = Keyset(
+            country=country,
+            version=version,
+            issued=now,
+            expires=now + timedelta(days=KEYSET_DAYS),
+            nodes=tuple(sorted(nodes, key=lambda n: n.node)),
+        )
+        revocation = Revocation(country=country, version=version, issued=now, revoked=tuple(revoked))
+        scope = Scope.country(country)
+        for body, name in ((keyset, "keyset.msg"), (revocation, "revocation.msg")):
+            wire = seal(signer, body, seq=version, scope=scope, issued=now, expires=keyset.expires)
+            write_replace(self._path("trust", name), wire)
+        return keyset
+
+    def init(self, country: str, hq: str, now: datetime, *, days: int = 3650) -> NodeEntry:
+        """Create the country root and the HQ node's identity."""
+        if not is_country(country):
+            raise PkiInputError(f"country {country!r} is not a two-letter code such as kh")
+        if not is_node_id(hq) or country_of(hq) != country:
+            raise PkiInputError(f"HQ node {hq!r} must look like {country}-nacd")
+        if self._path("root").exists():
+            raise PkiExistsError(f"{self._path('root')} already exists: this folder has a root")
+        ca_key = new_tls_key()
+        trust_key = Ed25519PrivateKey.generate()
+        write_new(self._path("root", "ca.key"), pem_key(ca_key), secret=True)
+        write_new(self._path("root", "trust.key"), _pem_private(trust_key), secret=True)
+        write_new(self._path("root", "ca.crt"), pem_cert(new_ca(country, ca_key, now, days)))
+        write_new(self._path("root", "trust.pub"), _pem_public(trust_key.public_key()))
+        write_new(self._path("root", "country"), country.encode() + b"\n")
+        self._publish(country, [], [], 1, now)
+        return self.issue(hq, Role.HQ, now)
+
+    def issue(
+        self,
+        node: str,
+        role: Role,
+        now: datetime,
+        *,
+        regions: Iterable[str] = (),
+        counterparts: Iterable[str] = (),
+        days: int = 730,
+        replace: bool = False,
+    ) -> NodeEntry:
+        """Issue a node's keys and certificate, publish the next keyset, write its bundle."""
+        keyset = self.keyset()
+        country = keyset.country
+        regions, counterparts = tuple(regions), tuple(counterparts)
+        if not is_node_id(node) or country_of(node) != country:
+            raise PkiInputError(
+                f"node {node!r} must be a {country}- id such as {country}-blo-bavet "
+                f"(this PKI is {country}'s)"
+            )
+        for bad in [r for r in regions if not is_region(r)]:
+            raise PkiInputError(f"region {bad!r} is not a lower-case name such as kh-vn-bavet")
+        for bad in [c for c in counterparts if not is_node_id(c) or c == node]:
+            raise PkiInputError(f"counterpart {bad!r} is not another node id")
+        held = keyset.node(node)
+        revocation = self.revocation()
+        revoked = list(revocation.revoked) if revocation else []
+        node_dir = self._path("nodes", node)
+        if held is not None or node_dir.exists():
+            if not replace:
+                raise PkiExistsError(
+                    f"{node} is already issued ({node_dir}); use 'rotate' for a new signing "
+                    "key or 'issue --replace' for a replacement tablet"
+                )
+            # The old tablet's keys stay revoked for good; its files are kept aside.
+            done = {r.key_id for r in revoked if r.node == node}
+            for key in held.keys if held else ():
+                if key.key_id not in done:
+                    revoked.append(
+                        RevokedKey(node=node, key_id=key.key_id, at=now, reason="replaced")
+                    )
+            if node_dir.exists():
+                shutil.move(node_dir, node_dir.with_name(f"{node}.replaced-{int(now.timestamp())}"))
+        sign_key = Ed25519PrivateKey.generate()
+        tls_key = new_tls_key()
+        ca_key, ca_cert = self._ca()
+        cert = issue_client(ca_key, ca_cert, node, tls_key, now, days)
+        write_new(node_dir / "sign.key", _pem_private(sign_key), secret=True)
+        write_new(node_dir / "tls.key", pem_key(tls_key), secret=True)
+        write_new(node_dir / "tls.crt", pem_cert(cert))
+        public = sign_key.public_key().public_bytes_raw()
+        entry = NodeEntry(
+            node=node,
+            role=role,
+            regions=regions if held is None or regions else held.regions,
+            counterparts=counterparts if held is None or counterparts else held.counterparts,
+            keys=(KeyEntry(key_id=key_id_of(public), public_key=public,
+                           not_before=now - timedelta(minutes=5), not_after=now + timedelta(days=days)),),
+            tls_cert_sha256=hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest(),
+        )
+        others = [n for n in keyset.nodes if n.node != node]
+        self._publish(country, [*others, entry], revoked, keyset.version + 1, now)
+        self.write_bundle(node)
+        return entry
+
+    def rotate(self, node: str, now: datetime, *, overlap_days: int = 14, days: int = 730) -> KeyEntry:
+        """Give ``node`` a new signing key; the old one stays valid for ``overlap_days``."""
+        keyset = self.keyset()
+        held = keyset.node(node)
+        if held is None or held.revoked is not None:
+            raise PkiInputError(f"{node} is not an active node of this PKI; see 'blo-certs list'")
+        node_dir = self._path("nodes", node)
+        old = self._load_private(node_dir / "sign.key")
+        assert isinstance(old, Ed25519PrivateKey)
+        old_id = key_id_of(old.public_key().public_bytes_raw())
+        new = Ed25519PrivateKey.generate()
+        public = new.public_key().public_bytes_raw()
+        write_new(node_dir / f"sign.{old_id.hex()}.key", _pem_private(old), secret=True)
+        write_replace(node_dir / "sign.key", _pem_private(new), secret=True)
+        cutoff = now + timedelta(days=overlap_days)
+        kept = tuple(
+            k.model_copy(update={"not_after": min(k.not_after, cutoff)})
+            for k in held.keys
+            if k.not_after > now
+        )
+        fresh = KeyEntry(key_id=key_id_of(public), public_key=public,
+                         not_before=now - timedelta(minutes=5), not_after=now + timedelta(days=days))
+        entry = held.model_copy(update={"keys": (*kept, fresh)[-8:]})
+        revocation = self.revocation()
+        others = [n for n in keyset.nodes if n.node != node]
+        self._publish(keyset.country, [*others, entry],
+                      revocation.revoked if revocation else (), keyset.version + 1, now)
+        self.write_bundle(node)
+        return fresh
+
+    def revoke(self, node: str, now: datetime, *, reason: str = "") -> Keyset:
+        """Revoke every key of ``node`` and publish the next keyset and revocation list."""
+        keyset = self.keyset()
+        held = keyset.node(node)
+        if held is None:
+            raise PkiInputError(f"{node} is not in keyset v{keyset.version}; see 'blo-certs list'")
+        if held.revoked is not None:
+            raise PkiInputError(f"{node} was already revoked at {held.revoked.isoformat()}")
+        revocation = self.revocation()
+        revoked = [
+            *(revocation.revoked if revocation else ()),
+            *(RevokedKey(node=node, key_id=k.key_id, at=now, reason=reason[:200]) for k in held.keys),
+        ]
+        entry = held.model_copy(update={"revoked": now})
+        others = [n for n in keyset.nodes if n.node != node]
+        return self._publish(keyset.country, [*others, entry], revoked, keyset.version + 1, now)
+
+    def import_root(self, other: Path) -> str:
+        """Pin another country's root (from its PKI folder) so its nodes can be verified."""
+        foreign = Pki(other)
+        country = foreign._own_country()
+        if country == self._own_country():
+            raise PkiInputError(f"{other} is this country's own PKI ({country})")
+        write_replace(self._path("roots", f"{country}.pub"), foreign._path("root", "trust.pub").read_bytes())
+        write_replace(self._path("roots", f"{country}.crt"), foreign._path("root", "ca.crt").read_bytes())
+        for name in ("keyset", "revocation"):
+            src = foreign._path("trust", f"{name}.msg")
+            if src.exists():
+                write_replace(self._path("roots", f"{country}.{name}.msg"), src.read_bytes())
+        return country
+
+    def server(self, name: str, hosts: list[str], now: datetime, *, days: int = 730) -> Path:
+        """Issue a broker's TLS server certificate for ``hosts``."""
+        if not is_region(name):
+            raise PkiInputError(f"server name {name!r} must be lower-case letters, digits and -")
+        ca_key, ca_cert = self._ca()
+        key = new_tls_key()
+        out = self._path("servers", name)
+        write_new(out / "tls.key", pem_key(key), secret=True)
+        write_new(out / "tls.crt", pem_cert(issue_server(ca_key, ca_cert, name, hosts, key, now, days)))
+        return out
+
+    def write_bundle(self, node: str) -> Path:
+        """(Re)write ``node``'s enrolment bundle from its files and the current trust."""
+        node_dir = self._path("nodes", node)
+        entry = self.keyset().node(node)
+        if entry is None:
+            raise PkiInputError(f"{node} is not in the keyset")
+        cas = [self._path("root", "ca.crt"), *sorted(self._path("roots").glob("*.crt"))]
+        bundle = EnrolmentBundle(
+            node=node,
+            role=entry.role,
+            sign_key=read_bytes(node_dir / "sign.key", "issue the node first").decode(),
+            tls_key=read_bytes(node_dir / "tls.key", "issue the node first").decode(),
+            tls_cert=read_bytes(node_dir / "tls.crt", "issue the node first").decode(),
+            ca_certs=tuple(p.read_text() for p in cas),
+            roots={c: tuple(base64.b64encode(k).decode() for k in ks) for c, ks in self.roots().items()},
+            trust=tuple(base64.b64encode(m).decode() for m in self.trust_messages()),
+        )
+        path = self._path("bundles", f"{node}.json")
+        write_replace(path, bundle.dumps(), secret=True)
+        return path

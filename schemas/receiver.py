@@ -1,0 +1,242 @@
+"""The sans-I/O receiver core: envelope bytes in, Accepted or Rejected out.
+
+No sockets, no clock, no files: the caller passes the topic, the bytes and
+``now``, and persists whatever it likes. Nothing here raises for bad input; a
+bad message comes back as ``Rejected`` with a ``Reason`` and a sentence a
+person can act on, so one bad message never stops a receive loop.
+
+Order of checks, cheapest trustworthy answer first::
+
+    parse header (strict, bounded)  -> MALFORMED / UNSUPPORTED
+    find the key                    -> UNKNOWN_KEY (quarantine and retry later)
+    verify signature on raw bytes   -> BAD_SIGNATURE
+    revocation, key validity        -> REVOKED_KEY / KEY_NOT_VALID
+    topic derived from the header   -> WRONG_TOPIC
+    role may send kind to scope     -> UNAUTHORIZED
+    scope includes this node        -> NOT_FOR_ME
+    sequence window, message id     -> DUPLICATE / TOO_OLD / SEQ_JUMP
+    body decode (only now inflated) -> MALFORMED
+    trust messages: version         -> ROLLBACK
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+from schemas.authority import addressed_to, may_send
+from schemas.base import WireModel
+from schemas.envelope import Header, Sealed, open_envelope
+from schemas.errors import DecodeError, RollbackError, UnsupportedError
+from schemas.kinds import Kind
+from schemas.topics import replay_topic, topics_for
+from schemas.trust import Keyset, Revocation
+from schemas.truststore import TrustStore
+from schemas.window import Gap, ReplayWindow, SeqVerdict
+
+__all__ = ["Accepted", "Reason", "Receiver", "Rejected", "Result"]
+
+
+class Reason(str, Enum):
+    """Why a message was refused."""
+
+    MALFORMED = "malformed"
+    UNSUPPORTED = "unsupported"
+    UNKNOWN_KEY = "unknown_key"
+    BAD_SIGNATURE = "bad_signature"
+    REVOKED_KEY = "revoked_key"
+    KEY_NOT_VALID = "key_not_valid"
+    WRONG_TOPIC = "wrong_topic"
+    UNAUTHORIZED = "unauthorized"
+    NOT_FOR_ME = "not_for_me"
+    DUPLICATE = "duplicate"
+    TOO_OLD = "too_old"
+    SEQ_JUMP = "seq_jump"
+    ROLLBACK = "rollback"
+
+    @property
+    def benign(self) -> bool:
+        """True for the normal echoes of at-least-once delivery, not signs of attack."""
+        return self is Reason.DUPLICATE
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A verified, authorised, new message. ``active`` is False once it has expired."""
+
+    header: Header
+    body: WireModel
+    topic: str
+    raw: bytes
+    active: bool
+
+    ok = True
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A refused message, with what a person needs to act on it."""
+
+    reason: Reason
+    detail: str
+    topic: str
+    header: Header | None = None
+
+    ok = False
+
+    def __str__(self) -> str:
+        who = f" from {self.header.sender}" if self.header else ""
+        return f"rejected{who} on {self.topic}: {self.reason.value}: {self.detail}"
+
+
+Result = Accepted | Rejected
+
+
+def _decode_reason(exc: DecodeError) -> Reason:
+    return Reason.UNSUPPORTED if isinstance(exc, UnsupportedError) else Reason.MALFORMED
+
+
+class Receiver:
+    """Checks envelopes against a trust store, as node ``me`` (None: any audience)."""
+
+    def __init__(
+        self,
+        trust: TrustStore,
+        *,
+        me: str | None = None,
+        window: ReplayWindow | None = None,
+        max_ids: int = 65_536,
+    ) -> None:
+        self.trust = trust
+        self.me = me
+        self.window = window or ReplayWindow()
+        self._ids: OrderedDict[bytes, None] = OrderedDict()
+        self._max_ids = max_ids
+
+    def receive(self, topic: str, data: bytes, now: datetime) -> Result:
+        """Check one envelope that arrived on ``topic``."""
+        try:
+            sealed = open_envelope(data)
+        except UnsupportedError as exc:
+            return Rejected(Reason.UNSUPPORTED, str(exc), topic)
+        except DecodeError as exc:
+            return Rejected(Reason.MALFORMED, str(exc), topic)
+        if sealed.header.kind in (Kind.KEYSET, Kind.REVOCATION):
+            return self._receive_trust(topic, sealed, data, now)
+        return self._receive_message(topic, sealed, data, now)
+
+    def gaps(self, now: datetime | None = None, grace: timedelta = timedelta(0)) -> list[Gap]:
+        """Missing sequence ranges per sender, older than ``grace`` (for replay requests)."""
+        return self.window.gaps(now, grace)
+
+    # -- node messages -----------------------------------------------------------
+
+    def _receive_message(self, topic: str, sealed: Sealed, data: bytes, now: datetime) -> Result:
+        h = sealed.header
+
+        def reject(reason: Reason, detail: str) -> Rejected:
+            return Rejected(reason, detail, topic, h)
+
+        found = self.trust.lookup(h.sender, h.key_id)
+        if found is None:
+            return reject(
+                Reason.UNKNOWN_KEY,
+                f"key {h.key_id.hex()} of {h.sender} is not in any keyset held; "
+                "kept for a retry when a newer keyset arrives",
+            )
+        if not sealed.verify(found.public_key):
+            return reject(Reason.BAD_SIGNATURE, "signature does not match the message bytes")
+        revoked = self.trust.revoked(h.sender, h.key_id)
+        if revoked:
+            return reject(Reason.REVOKED_KEY, revoked)
+        if not found.key.valid_at(h.issued):
+            return reject(
+                Reason.KEY_NOT_VALID,
+                f"key {h.key_id.hex()} is valid {found.key.not_before.isoformat()} to "
+                f"{found.key.not_after.isoformat()}, message issued {h.issued.isoformat()}",
+            )
+        me = self.trust.node(self.me) if self.me else None
+        on_replay = self.me is not None and topic == replay_topic(self.me)
+        expected = topics_for(h.kind, h.scope, h.sender)
+        if topic not in expected and not on_replay:
+            where = ", ".join(expected) or "no topic"
+            return reject(Reason.WRONG_TOPIC, f"a {h.kind.label} to {h.scope} belongs on {where}")
+        denied = may_send(found.node, h.kind, h.scope, found.keyset)
+        if denied:
+            return reject(Reason.UNAUTHORIZED, denied)
+        if me is not None and not addressed_to(h.scope, me):
+            return reject(Reason.NOT_FOR_ME, f"{h.scope} does not include {me.node}")
+        return self._admit(topic, sealed, data, now)
+
+    def _admit(self, topic: str, sealed: Sealed, data: bytes, now: datetime) -> Result:
+        h = sealed.header
+        verdict = self.window.check(h.sender, h.seq)
+        if verdict is SeqVerdict.DUPLICATE or h.msg_id in self._ids:
+            return Rejected(Reason.DUPLICATE, f"{h.sender} #{h.seq} was already received", topic, h)
+        if verdict is SeqVerdict.TOO_OLD:
+            return Rejected(
+                Reason.TOO_OLD,
+                f"{h.sender} #{h.seq} is below the window (top #{self.window.top(h.sender)})",
+                topic,
+                h,
+            )
+        if verdict is SeqVerdict.JUMP:
+            return Rejected(
+                Reason.SEQ_JUMP,
+                f"{h.sender} jumped from #{self.window.top(h.sender)} to #{h.seq}",
+                topic,
+                h,
+            )
+        try:
+            body = sealed.decode_body()
+        except DecodeError as exc:
+            return Rejected(_decode_reason(exc), f"body: {exc}", topic, h)
+        self.window.commit(h.sender, h.seq, now)
+        self._ids[h.msg_id] = None
+        if len(self._ids) > self._max_ids:
+            self._ids.popitem(last=False)
+        return Accepted(h, body, topic, data, active=now < h.expires)
+
+    # -- trust messages ------------------------------------------------------------
+
+    def _receive_trust(self, topic: str, sealed: Sealed, data: bytes, now: datetime) -> Result:
+        h = sealed.header
+
+        def reject(reason: Reason, detail: str) -> Rejected:
+            return Rejected(reason, detail, topic, h)
+
+        root = self.trust.root_key(h.sender, h.key_id)
+        if root is None:
+            return reject(
+                Reason.UNKNOWN_KEY,
+                f"{h.sender} root key {h.key_id.hex()} is not pinned; "
+                "import that country's root with blo-certs",
+            )
+        if not sealed.verify(root):
+            return reject(Reason.BAD_SIGNATURE, "signature does not match the root key")
+        if topic not in topics_for(h.kind, h.scope, h.sender):
+            return reject(Reason.WRONG_TOPIC, f"{h.kind.label} of {h.sender} arrived on {topic}")
+        try:
+            body = sealed.decode_body()
+        except DecodeError as exc:
+            return reject(_decode_reason(exc), f"body: {exc}")
+        assert isinstance(body, Keyset | Revocation)
+        if body.country != h.sender or body.version != h.seq:
+            return reject(Reason.MALFORMED, "trust body disagrees with its header")
+        held = (
+            self.trust.keyset(h.sender)
+            if isinstance(body, Keyset)
+            else self.trust.revocation(h.sender)
+        )
+        if held is not None and held.version == body.version:
+            return reject(Reason.DUPLICATE, f"{h.kind.label} {h.sender} v{body.version} is held")
+        try:
+            if isinstance(body, Keyset):
+                self.trust.apply_keyset(body)
+            else:
+                self.trust.apply_revocation(body)
+        except RollbackError as exc:
+            return reject(Reason.ROLLBACK, str(exc))
+        return Accepted(h, body, topic, data, active=True)
