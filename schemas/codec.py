@@ -53,6 +53,8 @@ def _bad(expected: str, value: object, path: str) -> DecodeError:
 
 
 def _enc_str(value: str) -> Any:
+    if type(value) is not str:
+        raise TypeError(f"expected str, got {type(value).__name__}")
     coded = encode_text(value)
     return value if coded is None else msgpack.ExtType(EXT_TEXT, coded)
 
@@ -68,13 +70,20 @@ def _dec_str(value: Any, path: str) -> str:
     raise _bad("text", value, path)
 
 
-def _exact(kind: type) -> _Dec:
+def _exact(kind: type) -> tuple[_Enc, _Dec]:
+    # Encoding checks too: a model built with model_construct or model_copy
+    # skipped validation, and must not reach the wire with the wrong types.
+    def enc(value: Any) -> Any:
+        if type(value) is not kind:
+            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+        return value
+
     def dec(value: Any, path: str) -> Any:
         if type(value) is not kind:
             raise _bad(kind.__name__, value, path)
         return value
 
-    return dec
+    return enc, dec
 
 
 def _enc_time(value: datetime) -> list[int]:
@@ -206,7 +215,7 @@ def _codec(tp: Any) -> tuple[_Enc, _Dec]:
         if tp is str:
             return _enc_str, _dec_str
         if tp in (bytes, int, float, bool):
-            return (lambda v: v), _exact(tp)
+            return _exact(tp)
     raise TypeError(f"the wire codec cannot carry {tp!r}")
 
 
@@ -217,7 +226,7 @@ def pack(model: BaseModel) -> bytes:
     """Encode a model as positional msgpack. Raises ``EncodeError``."""
     try:
         return msgpack.packb(_codec(type(model))[0](model), use_bin_type=True)  # type: ignore[no-any-return]
-    except (TypeError, ValueError, OverflowError, UnicodeError) as exc:
+    except (TypeError, ValueError, OverflowError, UnicodeError, AttributeError, KeyError) as exc:
         raise EncodeError(f"cannot encode {type(model).__name__}: {exc}") from None
 
 
