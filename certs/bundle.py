@@ -34,7 +34,7 @@ from schemas import (
 
 __all__ = ["BUNDLE_FORMAT", "EnrolmentBundle", "load_trust"]
 
-BUNDLE_FORMAT = "blo-enrolment/1"
+BUNDLE_FORMAT: Literal["blo-enrolment/1"] = "blo-enrolment/1"
 
 
 class EnrolmentBundle(BaseModel):
@@ -66,7 +66,9 @@ class EnrolmentBundle(BaseModel):
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise BundleError(f"{path} is not an enrolment bundle: {where}: {first['msg']}") from None
+            raise BundleError(
+                f"{path} is not an enrolment bundle: {where}: {first['msg']}"
+            ) from None
 
     def dumps(self) -> bytes:
         """The bundle as JSON bytes."""

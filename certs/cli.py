@@ -18,7 +18,8 @@ __all__ = ["main"]
 
 _EPILOG = """examples:
   blo-certs init   --dir pki --country kh --hq kh-nacd
-  blo-certs issue  --dir pki kh-blo-bavet --role blo --region kh-vn-bavet --counterpart vn-blo-mocbai
+  blo-certs issue  --dir pki kh-blo-bavet --role blo --region kh-vn-bavet \\
+                   --counterpart vn-blo-mocbai
   blo-certs server --dir pki broker --host localhost --host 127.0.0.1
   blo-certs revoke --dir pki kh-blo-bavet --reason "tablet lost"
   blo-certs list   --dir pki
@@ -135,7 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         elif args.command == "rotate":
             key = pki.rotate(args.node, now, overlap_days=args.overlap_days)
-            console.print(f"{args.node}: new key {key.key_id.hex()}; keyset v{pki.keyset().version}")
+            console.print(
+                f"{args.node}: new key {key.key_id.hex()}; keyset v{pki.keyset().version}"
+            )
         elif args.command == "revoke":
             keyset = pki.revoke(args.node, now, reason=args.reason)
             console.print(
@@ -151,7 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             country = pki.import_root(args.other)
             console.print(f"root of {country} pinned; re-issue bundles to carry it")
     except BloError as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[red]blo-certs: error:[/red] {exc}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(
+            f"[red]blo-certs: error:[/red] {exc}", highlight=False
+        )
         return 1
     return 0
 

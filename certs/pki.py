@@ -39,7 +39,6 @@ from certs.x509 import issue_client, issue_server, new_ca, new_tls_key, pem_cert
 from schemas import (
     KeyEntry,
     Keyset,
-    Kind,
     NodeEntry,
     Revocation,
     RevokedKey,
@@ -124,7 +123,9 @@ class Pki:
         return found
 
     def _own_country(self) -> str:
-        return read_bytes(self._path("root", "country"), "run blo-certs init first").decode().strip()
+        return (
+            read_bytes(self._path("root", "country"), "run blo-certs init first").decode().strip()
+        )
 
     def trust_messages(self) -> list[bytes]:
         """The signed keyset and revocation list of this country and of imported ones."""
@@ -174,7 +175,9 @@ class Pki:
             expires=now + timedelta(days=KEYSET_DAYS),
             nodes=tuple(sorted(nodes, key=lambda n: n.node)),
         )
-        revocation = Revocation(country=country, version=version, issued=now, revoked=tuple(revoked))
+        revocation = Revocation(
+            country=country, version=version, issued=now, revoked=tuple(revoked)
+        )
         scope = Scope.country(country)
         for body, name in ((keyset, "keyset.msg"), (revocation, "revocation.msg")):
             wire = seal(signer, body, seq=version, scope=scope, issued=now, expires=keyset.expires)
@@ -255,8 +258,14 @@ class Pki:
             role=role,
             regions=regions if held is None or regions else held.regions,
             counterparts=counterparts if held is None or counterparts else held.counterparts,
-            keys=(KeyEntry(key_id=key_id_of(public), public_key=public,
-                           not_before=now - timedelta(minutes=5), not_after=now + timedelta(days=days)),),
+            keys=(
+                KeyEntry(
+                    key_id=key_id_of(public),
+                    public_key=public,
+                    not_before=now - timedelta(minutes=5),
+                    not_after=now + timedelta(days=days),
+                ),
+            ),
             tls_cert_sha256=hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest(),
         )
         others = [n for n in keyset.nodes if n.node != node]
@@ -264,7 +273,9 @@ class Pki:
         self.write_bundle(node)
         return entry
 
-    def rotate(self, node: str, now: datetime, *, overlap_days: int = 14, days: int = 730) -> KeyEntry:
+    def rotate(
+        self, node: str, now: datetime, *, overlap_days: int = 14, days: int = 730
+    ) -> KeyEntry:
         """Give ``node`` a new signing key; the old one stays valid for ``overlap_days``."""
         keyset = self.keyset()
         held = keyset.node(node)
@@ -284,13 +295,22 @@ class Pki:
             for k in held.keys
             if k.not_after > now
         )
-        fresh = KeyEntry(key_id=key_id_of(public), public_key=public,
-                         not_before=now - timedelta(minutes=5), not_after=now + timedelta(days=days))
+        fresh = KeyEntry(
+            key_id=key_id_of(public),
+            public_key=public,
+            not_before=now - timedelta(minutes=5),
+            not_after=now + timedelta(days=days),
+        )
         entry = held.model_copy(update={"keys": (*kept, fresh)[-8:]})
         revocation = self.revocation()
         others = [n for n in keyset.nodes if n.node != node]
-        self._publish(keyset.country, [*others, entry],
-                      revocation.revoked if revocation else (), keyset.version + 1, now)
+        self._publish(
+            keyset.country,
+            [*others, entry],
+            revocation.revoked if revocation else (),
+            keyset.version + 1,
+            now,
+        )
         self.write_bundle(node)
         return fresh
 
@@ -305,7 +325,10 @@ class Pki:
         revocation = self.revocation()
         revoked = [
             *(revocation.revoked if revocation else ()),
-            *(RevokedKey(node=node, key_id=k.key_id, at=now, reason=reason[:200]) for k in held.keys),
+            *(
+                RevokedKey(node=node, key_id=k.key_id, at=now, reason=reason[:200])
+                for k in held.keys
+            ),
         ]
         entry = held.model_copy(update={"revoked": now})
         others = [n for n in keyset.nodes if n.node != node]
@@ -317,8 +340,12 @@ class Pki:
         country = foreign._own_country()
         if country == self._own_country():
             raise PkiInputError(f"{other} is this country's own PKI ({country})")
-        write_replace(self._path("roots", f"{country}.pub"), foreign._path("root", "trust.pub").read_bytes())
-        write_replace(self._path("roots", f"{country}.crt"), foreign._path("root", "ca.crt").read_bytes())
+        write_replace(
+            self._path("roots", f"{country}.pub"), foreign._path("root", "trust.pub").read_bytes()
+        )
+        write_replace(
+            self._path("roots", f"{country}.crt"), foreign._path("root", "ca.crt").read_bytes()
+        )
         for name in ("keyset", "revocation"):
             src = foreign._path("trust", f"{name}.msg")
             if src.exists():
@@ -333,7 +360,9 @@ class Pki:
         key = new_tls_key()
         out = self._path("servers", name)
         write_new(out / "tls.key", pem_key(key), secret=True)
-        write_new(out / "tls.crt", pem_cert(issue_server(ca_key, ca_cert, name, hosts, key, now, days)))
+        write_new(
+            out / "tls.crt", pem_cert(issue_server(ca_key, ca_cert, name, hosts, key, now, days))
+        )
         return out
 
     def write_bundle(self, node: str) -> Path:
@@ -350,7 +379,9 @@ class Pki:
             tls_key=read_bytes(node_dir / "tls.key", "issue the node first").decode(),
             tls_cert=read_bytes(node_dir / "tls.crt", "issue the node first").decode(),
             ca_certs=tuple(p.read_text() for p in cas),
-            roots={c: tuple(base64.b64encode(k).decode() for k in ks) for c, ks in self.roots().items()},
+            roots={
+                c: tuple(base64.b64encode(k).decode() for k in ks) for c, ks in self.roots().items()
+            },
             trust=tuple(base64.b64encode(m).decode() for m in self.trust_messages()),
         )
         path = self._path("bundles", f"{node}.json")

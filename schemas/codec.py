@@ -34,7 +34,7 @@ from pydantic_core import PydanticUndefined
 from schemas.errors import DecodeError, EncodeError
 from schemas.textcode import decode_text, encode_text
 
-__all__ = ["MAX_DEPTH", "EXT_TEXT", "pack", "unpack_model", "unpack_strict"]
+__all__ = ["EXT_TEXT", "MAX_DEPTH", "pack", "unpack_model", "unpack_strict"]
 
 EXT_TEXT = 1
 MAX_DEPTH = 12
@@ -121,7 +121,7 @@ def _enum_codec(cls: type[Enum]) -> tuple[_Enc, _Dec]:
 def _model_codec(cls: type[BaseModel]) -> tuple[_Enc, _Dec]:
     fields = list(cls.model_fields.items())
     names = [name for name, _ in fields]
-    codecs = [_codec(info.annotation) for _, info in fields]
+    codecs = [_codec(info.annotation) for _, info in fields]  # type: ignore[arg-type]
     defaults = [
         info.get_default(call_default_factory=True) if not info.is_required() else PydanticUndefined
         for _, info in fields

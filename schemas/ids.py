@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import StringConstraints
@@ -72,7 +72,7 @@ def country_of(node: str) -> str:
     return node[:2]
 
 
-class ScopeKind(str, Enum):
+class ScopeKind(StrEnum):
     """The kinds of audience a message can have."""
 
     ALL = "all"
@@ -101,14 +101,15 @@ class Scope:
         if text == "all":
             return cls(ScopeKind.ALL)
         head, sep, rest = text.partition(":")
+        shown = text[:60]  # the text may be hostile: never echo all of it
         if not sep:
             raise ValueError(
-                f"scope {text!r} is not one of all, country:CC, region:NAME, node:ID, bulletin:ID,..."
+                f"scope {shown!r} is not all, country:CC, region:NAME, node:ID or bulletin:ID,..."
             )
         try:
             kind = ScopeKind(head)
         except ValueError:
-            raise ValueError(f"scope {text!r} has unknown kind {head!r}") from None
+            raise ValueError(f"scope {shown!r} has unknown kind {head[:20]!r}") from None
         targets = tuple(rest.split(","))
         check = {
             ScopeKind.COUNTRY: is_country,
@@ -117,14 +118,15 @@ class Scope:
             ScopeKind.BULLETIN: is_node_id,
         }.get(kind)
         if check is None or not all(check(t) for t in targets):
-            raise ValueError(f"scope {text!r} names a malformed {head}")
+            raise ValueError(f"scope {shown!r} names a malformed {head}")
         if kind is not ScopeKind.BULLETIN and len(targets) != 1:
-            raise ValueError(f"scope {text!r}: a {head} scope names exactly one target")
-        if kind is ScopeKind.BULLETIN:
-            if len(targets) > _MAX_RECIPIENTS or len(set(targets)) != len(targets):
-                raise ValueError(
-                    f"scope {text!r}: a bulletin names 1 to {_MAX_RECIPIENTS} distinct offices"
-                )
+            raise ValueError(f"scope {shown!r}: a {head} scope names exactly one target")
+        if kind is ScopeKind.BULLETIN and (
+            len(targets) > _MAX_RECIPIENTS or len(set(targets)) != len(targets)
+        ):
+            raise ValueError(
+                f"scope {shown!r}: a bulletin names 1 to {_MAX_RECIPIENTS} distinct offices"
+            )
         return cls(kind, targets)
 
     @classmethod

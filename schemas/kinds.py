@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 
 __all__ = ["Kind", "Role"]
 
@@ -23,7 +23,7 @@ class Kind(IntEnum):
         return self.name.lower()
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     """What a node is, which decides what it may send (see authority.py)."""
 
     HQ = "hq"

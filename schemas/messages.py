@@ -8,7 +8,7 @@ body does not repeat them. Enum members are wire codes by position: append only.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import Field, model_validator
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 
-class Lang(str, Enum):
+class Lang(StrEnum):
     """Languages of the programme: English, then the local languages (Khmer first)."""
 
     EN = "en"
@@ -53,7 +53,7 @@ class Lang(str, Enum):
     ZH = "zh"
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """CAP status: whether to act on the alert."""
 
     ACTUAL = "actual"
@@ -61,7 +61,7 @@ class Status(str, Enum):
     TEST = "test"
 
 
-class MsgType(str, Enum):
+class MsgType(StrEnum):
     """CAP msgType: a new alert, or an update or cancellation of earlier ones."""
 
     ALERT = "alert"
@@ -69,7 +69,7 @@ class MsgType(str, Enum):
     CANCEL = "cancel"
 
 
-class Category(str, Enum):
+class Category(StrEnum):
     """What an alert is about."""
 
     DRUG_SEIZURE = "drug_seizure"
@@ -84,7 +84,7 @@ class Category(str, Enum):
     OTHER = "other"
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """CAP severity."""
 
     EXTREME = "extreme"
@@ -94,7 +94,7 @@ class Severity(str, Enum):
     UNKNOWN = "unknown"
 
 
-class Urgency(str, Enum):
+class Urgency(StrEnum):
     """CAP urgency."""
 
     IMMEDIATE = "immediate"
@@ -104,7 +104,7 @@ class Urgency(str, Enum):
     UNKNOWN = "unknown"
 
 
-class Certainty(str, Enum):
+class Certainty(StrEnum):
     """CAP certainty."""
 
     OBSERVED = "observed"
@@ -114,7 +114,7 @@ class Certainty(str, Enum):
     UNKNOWN = "unknown"
 
 
-class Crime(str, Enum):
+class Crime(StrEnum):
     """The crime types officers record."""
 
     DRUG_TRAFFICKING = "drug_trafficking"
@@ -126,7 +126,7 @@ class Crime(str, Enum):
     OTHER = "other"
 
 
-class Agency(str, Enum):
+class Agency(StrEnum):
     """Agencies staffing a BLO."""
 
     IMMIGRATION = "immigration"
@@ -135,7 +135,7 @@ class Agency(str, Enum):
     SPECIALISED_UNIT = "specialised_unit"
 
 
-class Unit(str, Enum):
+class Unit(StrEnum):
     """Units of seized quantities."""
 
     KG = "kg"
@@ -257,7 +257,7 @@ class Bulletin(WireModel):
     references: _Refs = ()
 
 
-class ReceiptStatus(str, Enum):
+class ReceiptStatus(StrEnum):
     """How far an alert has got at an office."""
 
     DELIVERED = "delivered"

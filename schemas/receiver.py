@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 
 from schemas.authority import addressed_to, may_send
 from schemas.base import WireModel
@@ -39,7 +39,7 @@ from schemas.window import Gap, ReplayWindow, SeqVerdict
 __all__ = ["Accepted", "Reason", "Receiver", "Rejected", "Result"]
 
 
-class Reason(str, Enum):
+class Reason(StrEnum):
     """Why a message was refused."""
 
     MALFORMED = "malformed"

@@ -132,7 +132,9 @@ class TrustStore:
         for country in self.countries:
             keyset = self._keysets.get(country)
             if keyset is None:
-                out.append(f"no keyset for {country} yet: messages from {country} cannot be checked")
+                out.append(
+                    f"no keyset for {country} yet: messages from {country} cannot be checked"
+                )
             elif keyset.expires < now:
                 out.append(
                     f"keyset {country} v{keyset.version} expired at {keyset.expires.isoformat()}:"

@@ -150,9 +150,7 @@ bulletins = st.builds(
     incident=st.none() | summaries,
     references=st.lists(ids, max_size=2).map(tuple),
 )
-receipts = st.builds(
-    Receipt, of=ids, status=st.sampled_from(ReceiptStatus), at=times()
-)
+receipts = st.builds(Receipt, of=ids, status=st.sampled_from(ReceiptStatus), at=times())
 key_entries = st.builds(
     KeyEntry,
     key_id=st.binary(min_size=8, max_size=8),
@@ -167,12 +165,15 @@ keysets = st.builds(
         issued=issued,
         expires=issued,
         nodes=tuple(
-            NodeEntry(node=f"kh-node{i}", role=role, keys=keys) for i, (role, keys) in enumerate(entries)
+            NodeEntry(node=f"kh-node{i}", role=role, keys=keys)
+            for i, (role, keys) in enumerate(entries)
         ),
     ),
     st.integers(1, 2**63 - 1),
     times(),
-    st.lists(st.tuples(st.sampled_from(Role), st.lists(key_entries, max_size=2).map(tuple)), max_size=4),
+    st.lists(
+        st.tuples(st.sampled_from(Role), st.lists(key_entries, max_size=2).map(tuple)), max_size=4
+    ),
 )
 revocations = st.builds(
     Revocation,

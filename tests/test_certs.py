@@ -54,8 +54,13 @@ def mode(path: Path) -> int:
 
 
 def test_init_writes_root_and_hq_with_private_modes(pki: Path) -> None:
-    for secret in ("root/ca.key", "root/trust.key", "nodes/kh-nacd/sign.key",
-                   "nodes/kh-nacd/tls.key", "bundles/kh-nacd.json"):
+    for secret in (
+        "root/ca.key",
+        "root/trust.key",
+        "nodes/kh-nacd/sign.key",
+        "nodes/kh-nacd/tls.key",
+        "bundles/kh-nacd.json",
+    ):
         assert mode(pki / secret) == 0o600, secret
     assert mode(pki / "root/ca.crt") == 0o644
     keyset = Pki(pki).keyset()
@@ -71,13 +76,24 @@ def test_init_refuses_to_overwrite(pki: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_issue_then_refuse_reissue(pki: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["issue", "--dir", str(pki), "kh-blo-bavet", "--role", "blo",
-            "--region", "kh-vn-bavet", "--counterpart", "vn-blo-mocbai"]
+    args = [
+        "issue",
+        "--dir",
+        str(pki),
+        "kh-blo-bavet",
+        "--role",
+        "blo",
+        "--region",
+        "kh-vn-bavet",
+        "--counterpart",
+        "vn-blo-mocbai",
+    ]
     assert cli(*args) == 0
     key = (pki / "nodes/kh-blo-bavet/sign.key").read_bytes()
     assert cli(*args) == 1
     err = capsys.readouterr().err
-    assert "already issued" in err and "rotate" in err
+    assert "already issued" in err
+    assert "rotate" in err
     assert (pki / "nodes/kh-blo-bavet/sign.key").read_bytes() == key
     entry = Pki(pki).keyset().node("kh-blo-bavet")
     assert entry is not None
@@ -93,8 +109,9 @@ def test_issue_then_refuse_reissue(pki: Path, capsys: pytest.CaptureFixture[str]
         (["revoke", "kh-blo-nobody"], "not in keyset"),
     ],
 )
-def test_bad_input_named(pki: Path, capsys: pytest.CaptureFixture[str], args: list[str],
-                         complaint: str) -> None:
+def test_bad_input_named(
+    pki: Path, capsys: pytest.CaptureFixture[str], args: list[str], complaint: str
+) -> None:
     assert cli(args[0], "--dir", str(pki), *args[1:]) == 1
     assert complaint in capsys.readouterr().err
 
@@ -127,8 +144,14 @@ def test_bundle_holds_everything_a_tablet_needs(pki: Path) -> None:
     from schemas import Receipt, ReceiptStatus
 
     receipt = Receipt(of=b"\x00" * 16, status=ReceiptStatus.READ, at=now.replace(microsecond=0))
-    wire = seal(signer, receipt, seq=1, scope=Scope.node("kh-nacd"), issued=now,
-                expires=now + timedelta(days=1))
+    wire = seal(
+        signer,
+        receipt,
+        seq=1,
+        scope=Scope.node("kh-nacd"),
+        issued=now,
+        expires=now + timedelta(days=1),
+    )
     assert hq.receive("blo/receipt/kh-nacd/kh-blo-bavet", wire, now).ok
 
 
@@ -139,20 +162,28 @@ def test_revoke_reaches_receivers_and_list_shows_it(pki: Path) -> None:
     tablet = Receiver(bundle.trust_store(now), me="kh-blo-poipet")
     assert cli("revoke", "--dir", str(pki), "kh-blo-poipet", "--reason", "tablet lost") == 0
     # The tablet learns of the revocation from the signed trust messages.
-    for name, topic in (("keyset.msg", "blo/trust/kh/keyset"),
-                        ("revocation.msg", "blo/trust/kh/revocation")):
+    for name, topic in (
+        ("keyset.msg", "blo/trust/kh/keyset"),
+        ("revocation.msg", "blo/trust/kh/revocation"),
+    ):
         assert tablet.receive(topic, (pki / "trust" / name).read_bytes(), now).ok
     signer = bundle.signer()
-    wire = seal(signer, ALERT, seq=1, scope=Scope.country("kh"), issued=now,
-                expires=now + timedelta(days=1))
+    wire = seal(
+        signer, ALERT, seq=1, scope=Scope.country("kh"), issued=now, expires=now + timedelta(days=1)
+    )
     result = tablet.receive("blo/country/kh", wire, now)
     assert isinstance(result, Rejected)
     assert result.reason is Reason.REVOKED_KEY
     out = subprocess.run(
         [sys.executable, "-m", "certs.cli", "list", "--dir", str(pki)],
-        capture_output=True, text=True, check=True, env={"COLUMNS": "160", "PATH": ""},
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"COLUMNS": "160", "PATH": ""},
     ).stdout
-    assert "kh-blo-poipet" in out and "revoked" in out and "keyset kh v4" in out
+    assert "kh-blo-poipet" in out
+    assert "revoked" in out
+    assert "keyset kh v4" in out
 
 
 def test_replacement_tablet_keeps_old_keys_revoked(pki: Path) -> None:
@@ -168,8 +199,14 @@ def test_replacement_tablet_keeps_old_keys_revoked(pki: Path) -> None:
 
     receipt = Receipt(of=b"\x00" * 16, status=ReceiptStatus.READ, at=now.replace(microsecond=0))
     for signer, seq, ok in ((old, 1, False), (new, 2, True)):
-        wire = seal(signer, receipt, seq=seq, scope=Scope.node("kh-nacd"), issued=now,
-                    expires=now + timedelta(days=1))
+        wire = seal(
+            signer,
+            receipt,
+            seq=seq,
+            scope=Scope.node("kh-nacd"),
+            issued=now,
+            expires=now + timedelta(days=1),
+        )
         assert hq.receive("blo/receipt/kh-nacd/kh-blo-bavet", wire, now).ok is ok
 
 
@@ -200,16 +237,40 @@ def test_keyset_versions_increase_and_bundle_is_json(pki: Path) -> None:
 
 
 def test_server_certificate_and_foreign_root(pki: Path, tmp_path: Path) -> None:
-    assert cli("server", "--dir", str(pki), "broker", "--host", "localhost",
-               "--host", "127.0.0.1") == 0
+    assert (
+        cli("server", "--dir", str(pki), "broker", "--host", "localhost", "--host", "127.0.0.1")
+        == 0
+    )
     assert mode(pki / "servers/broker/tls.key") == 0o600
     vn = tmp_path / "vn"
     assert cli("init", "--dir", str(vn), "--country", "vn", "--hq", "vn-sodc") == 0
-    assert cli("issue", "--dir", str(vn), "vn-blo-mocbai", "--role", "blo",
-               "--counterpart", "kh-blo-bavet") == 0
+    assert (
+        cli(
+            "issue",
+            "--dir",
+            str(vn),
+            "vn-blo-mocbai",
+            "--role",
+            "blo",
+            "--counterpart",
+            "kh-blo-bavet",
+        )
+        == 0
+    )
     assert cli("import-root", "--dir", str(pki), str(vn)) == 0
-    assert cli("issue", "--dir", str(pki), "kh-blo-bavet", "--role", "blo",
-               "--counterpart", "vn-blo-mocbai") == 0
+    assert (
+        cli(
+            "issue",
+            "--dir",
+            str(pki),
+            "kh-blo-bavet",
+            "--role",
+            "blo",
+            "--counterpart",
+            "vn-blo-mocbai",
+        )
+        == 0
+    )
     bundle = EnrolmentBundle.load(pki / "bundles/kh-blo-bavet.json")
     store = bundle.trust_store(datetime.now(UTC))
     assert store.countries == ["kh", "vn"]

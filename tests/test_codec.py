@@ -147,8 +147,12 @@ def test_size_limit_refused_before_parsing() -> None:
 
 
 def test_decompression_bomb_refused() -> None:
-    engine = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=__import__(
-        "schemas.compression", fromlist=["dictionary"]).dictionary(1))
+    engine = zlib.compressobj(
+        9,
+        zlib.DEFLATED,
+        -15,
+        zdict=__import__("schemas.compression", fromlist=["dictionary"]).dictionary(1),
+    )
     bomb = engine.compress(b"\x00" * 50_000_000) + engine.flush()
     assert len(bomb) < 100_000
     with pytest.raises(DecodeError, match="inflates past the limit"):

@@ -145,9 +145,7 @@ def test_header_fields_checked(wire: bytes, index: int, value: object, complaint
 
 def test_trust_message_must_be_scoped_to_its_country(net: Net) -> None:
     keyset = net.keyset("kh")
-    wire = seal(
-        net.roots["kh"], keyset, seq=1, scope=Scope.all(), issued=net.now, expires=net.now
-    )
+    wire = seal(net.roots["kh"], keyset, seq=1, scope=Scope.all(), issued=net.now, expires=net.now)
     with pytest.raises(DecodeError, match="own country"):
         open_envelope(wire)
 
@@ -179,7 +177,9 @@ def test_seal_refuses_oversized_message(net: Net) -> None:
     def keys() -> tuple[KeyEntry, ...]:
         return tuple(
             KeyEntry(
-                key_id=os.urandom(8), public_key=os.urandom(32), not_before=net.now,
+                key_id=os.urandom(8),
+                public_key=os.urandom(32),
+                not_before=net.now,
                 not_after=net.now,
             )
             for _ in range(8)
@@ -188,5 +188,11 @@ def test_seal_refuses_oversized_message(net: Net) -> None:
     nodes = tuple(NodeEntry(node=f"kh-n{i}", role=Role.BLO, keys=keys()) for i in range(2000))
     keyset = Keyset(country="kh", version=2, issued=net.now, expires=net.now, nodes=nodes)
     with pytest.raises(EncodeError, match="over the"):
-        seal(net.roots["kh"], keyset, seq=2, scope=Scope.country("kh"), issued=net.now,
-             expires=net.now)
+        seal(
+            net.roots["kh"],
+            keyset,
+            seq=2,
+            scope=Scope.country("kh"),
+            issued=net.now,
+            expires=net.now,
+        )
