@@ -16,16 +16,25 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schemas import (
+    Alert,
+    AlertText,
+    Category,
+    Certainty,
     KeyEntry,
     Keyset,
+    Lang,
+    MsgType,
     NodeEntry,
     Receiver,
     Revocation,
     RevokedKey,
     Role,
     Scope,
+    Severity,
     Signer,
+    Status,
     TrustStore,
+    Urgency,
     WireModel,
     draft_from_document,
     key_id_of,
@@ -36,6 +45,20 @@ from schemas.kinds import Kind
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "reference-alert.json"
 NOW = datetime(2026, 6, 20, 9, 12, tzinfo=UTC)
+
+#: A small alert with English and Khmer headlines, for tests that need any alert.
+ALERT = Alert(
+    msg_type=MsgType.ALERT,
+    status=Status.ACTUAL,
+    category=Category.DRUG_SEIZURE,
+    severity=Severity.SEVERE,
+    urgency=Urgency.IMMEDIATE,
+    certainty=Certainty.OBSERVED,
+    text={
+        Lang.EN: AlertText(headline="Heroin seized at Poipet"),
+        Lang.KM: AlertText(headline="រឹបអូសហេរ៉ូអ៊ីននៅប៉ោយប៉ែត"),
+    },
+)
 
 
 def reference_document() -> dict[str, Any]:

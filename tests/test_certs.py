@@ -12,29 +12,17 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from netsim import ALERT
 
 from certs import EnrolmentBundle, Pki, PkiExistsError
 from certs.cli import main
 from schemas import (
-    AlertText,
-    Lang,
     Reason,
     Receiver,
     Rejected,
     Role,
     Scope,
     seal,
-)
-from schemas.messages import Alert, Category, Certainty, MsgType, Severity, Status, Urgency
-
-ALERT = Alert(
-    msg_type=MsgType.ALERT,
-    status=Status.ACTUAL,
-    category=Category.DRUG_SEIZURE,
-    severity=Severity.SEVERE,
-    urgency=Urgency.IMMEDIATE,
-    certainty=Certainty.OBSERVED,
-    text={Lang.KM: AlertText(headline="រឹបអូសគ្រឿងញៀន")},
 )
 
 

@@ -5,16 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from netsim import Net, reference_alert
+from netsim import ALERT, Net, reference_alert
 
 from schemas import (
     Accepted,
-    Alert,
-    AlertText,
     Bulletin,
     BulletinText,
     Category,
-    Certainty,
     Crime,
     Incident,
     Kind,
@@ -26,20 +23,7 @@ from schemas import (
     ReceiptStatus,
     Rejected,
     Scope,
-    Severity,
-    Status,
-    Urgency,
     trust_topic,
-)
-
-ALERT = Alert(
-    msg_type=MsgType.ALERT,
-    status=Status.ACTUAL,
-    category=Category.DRUG_SEIZURE,
-    severity=Severity.SEVERE,
-    urgency=Urgency.IMMEDIATE,
-    certainty=Certainty.OBSERVED,
-    text={Lang.EN: AlertText(headline="Heroin seized at Poipet")},
 )
 
 
@@ -323,3 +307,15 @@ def test_cancel_must_reference_an_alert() -> None:
         ALERT.model_copy(update={"msg_type": MsgType.CANCEL}).model_validate(
             {**ALERT.model_dump(), "msg_type": MsgType.CANCEL}
         )
+
+
+def test_stale_or_missing_keyset_warns(net: Net) -> None:
+    from schemas import TrustStore
+
+    store = net.store()
+    assert store.warnings(net.now) == []
+    warnings = store.warnings(net.now + timedelta(days=91))
+    assert len(warnings) == 3
+    assert all("expired" in w and "reconnect" in w for w in warnings)
+    empty = TrustStore({"kh": [net.roots["kh"].public_key]})
+    assert "no keyset for kh" in empty.warnings(net.now)[0]
