@@ -56,7 +56,7 @@ from schemas.messages import (
     Urgency,
 )
 from schemas.receiver import Accepted, Reason, Receiver, Rejected, Result
-from schemas.topics import ROOT, replay_topic, topics_for, trust_topic
+from schemas.topics import ROOT, replay_topic, request_topic, topics_for, trust_topic
 from schemas.trust import KeyEntry, Keyset, NodeEntry, Revocation, RevokedKey
 from schemas.truststore import KeyLookup, TrustStore
 from schemas.window import Gap, ReplayWindow, SeqVerdict
@@ -132,6 +132,7 @@ __all__ = [
     "open_envelope",
     "pack",
     "replay_topic",
+    "request_topic",
     "seal",
     "to_document",
     "topics_for",

@@ -30,3 +30,5 @@ class Role(StrEnum):
     BLO = "blo"
     REGIONAL = "regional"
     OBSERVER = "observer"
+    #: A service identity (the archive): reads what it stores, signs nothing.
+    ARCHIVE = "archive"

@@ -13,6 +13,7 @@ all call these functions, so a topic cannot drift between them::
     blo/trust/{cc}/keyset           the country's keyset (retained)  scope country:cc
     blo/trust/{cc}/revocation       its revocation list (retained)   scope country:cc
     blo/replay/{node}               archive replays for one office
+    blo/request/{node}              one office's replay requests to the archive
 
 Every message travels on a topic derived from its kind, scope and sender, and
 a receiver recomputes that topic: an envelope replayed onto another topic, or
@@ -24,7 +25,7 @@ from __future__ import annotations
 from schemas.ids import Scope, ScopeKind
 from schemas.kinds import Kind
 
-__all__ = ["ROOT", "replay_topic", "topics_for", "trust_topic"]
+__all__ = ["ROOT", "replay_topic", "request_topic", "topics_for", "trust_topic"]
 
 ROOT = "blo"
 
@@ -67,3 +68,8 @@ def trust_topic(kind: Kind, country: str) -> str:
 def replay_topic(node: str) -> str:
     """The topic the archive answers one office's replay requests on."""
     return f"{ROOT}/replay/{node}"
+
+
+def request_topic(node: str) -> str:
+    """The topic one office sends replay requests on (the ACL binds it to that office)."""
+    return f"{ROOT}/request/{node}"

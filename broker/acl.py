@@ -1,0 +1,137 @@
+"""The broker's topic ACL, from the node registry: who may publish, subscribe and receive where.
+
+Pure functions, no I/O. The embedded broker's plugin and the Mosquitto ACL
+generator both take their rules from ``rules_for``, so the two brokers enforce
+the same table (tests/test_acl_matrix.py runs it against both).
+
+    role      reads (subscribe, receive)                     writes (publish)
+    every     blo/trust/+/keyset|revocation, blo/replay/ME   blo/request/ME
+    hq        blo/all, blo/country/CC, blo/incident/CC/+,    blo/country/CC, blo/region/R (its
+              blo/receipt/ME/+                               offices' regions), blo/node/N (its
+                                                             offices), blo/trust/CC/* (retained)
+    blo       blo/all, blo/country/CC, blo/region/R (its),   blo/incident/CC/ME, blo/receipt/+/ME,
+              blo/node/ME, blo/bulletin/ME/+                 blo/bulletin/PEER/ME (its counterparts)
+    regional  blo/all, blo/region/+, blo/receipt/ME/+        blo/all, blo/region/+
+    observer  blo/all, blo/country/CC, blo/region/+,         (replay requests only)
+              blo/incident/CC/+
+    archive   every message topic and blo/request/+          blo/replay/+, blo/trust/+/* (retained)
+
+Retained publishing is allowed only on trust topics: amqtt hands retained
+messages to new clients without consulting the ACL, so nothing private may be
+retained. ``#``, ``$SYS/#`` and anything outside the tree are denied to all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from schemas import ROOT, NodeEntry, Role, replay_topic, request_topic
+
+__all__ = ["Action", "Rules", "covers", "matches", "rules_for"]
+
+
+class Action(StrEnum):
+    """What a client does with a topic."""
+
+    PUBLISH = "publish"
+    SUBSCRIBE = "subscribe"
+    RECEIVE = "receive"
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """One node's permitted topic filters."""
+
+    node: str
+    read: tuple[str, ...]
+    write: tuple[str, ...]
+    retain: tuple[str, ...]
+
+    def allows(self, action: Action, topic: str, *, retain: bool = False) -> bool:
+        """True if ``action`` on ``topic`` (a filter, for SUBSCRIBE) is permitted."""
+        if action is Action.SUBSCRIBE:
+            return any(covers(pattern, topic) for pattern in self.read)
+        if action is Action.RECEIVE:
+            return any(matches(topic, pattern) for pattern in self.read)
+        if retain and not any(matches(topic, pattern) for pattern in self.retain):
+            return False
+        return any(matches(topic, pattern) for pattern in self.write)
+
+
+def matches(topic: str, pattern: str) -> bool:
+    """MQTT matching of a concrete ``topic`` against a filter ``pattern``."""
+    if topic.startswith("$") and not pattern.startswith("$"):
+        return False
+    levels, wanted = topic.split("/"), pattern.split("/")
+    for i, want in enumerate(wanted):
+        if want == "#":
+            return True
+        if i >= len(levels) or (want != "+" and want != levels[i]):
+            return False
+    return len(levels) == len(wanted)
+
+
+def covers(pattern: str, subscription: str) -> bool:
+    """True if every topic ``subscription`` can match is also matched by ``pattern``."""
+    wanted, asked = pattern.split("/"), subscription.split("/")
+    for i, want in enumerate(wanted):
+        if want == "#":
+            return True
+        if i >= len(asked):
+            return False
+        level = asked[i]
+        if level == "#" or (level == "+" and want != "+") or (want not in ("+", level)):
+            return False
+    return len(asked) == len(wanted)
+
+
+def _trust(country: str) -> tuple[str, ...]:
+    return (f"{ROOT}/trust/{country}/keyset", f"{ROOT}/trust/{country}/revocation")
+
+
+def rules_for(entry: NodeEntry, country_nodes: Iterable[NodeEntry]) -> Rules:
+    """The rules of ``entry``; ``country_nodes`` are the nodes of its country's keyset."""
+    me, cc = entry.node, entry.country
+    read = [*_trust("+"), replay_topic(me)]
+    write = [request_topic(me)]
+    retain: list[str] = []
+    if entry.revoked is not None:
+        return Rules(me, (), (), ())
+    role = entry.role
+    if role is Role.HQ:
+        peers = list(country_nodes)
+        regions = sorted({r for n in peers for r in n.regions})
+        read += [f"{ROOT}/all", f"{ROOT}/country/{cc}", f"{ROOT}/incident/{cc}/+"]
+        read += [f"{ROOT}/receipt/{me}/+"]
+        write += [f"{ROOT}/country/{cc}", *_trust(cc)]
+        write += [f"{ROOT}/region/{r}" for r in regions]
+        write += [f"{ROOT}/node/{n.node}" for n in peers if n.node != me]
+        retain += _trust(cc)
+    elif role is Role.BLO:
+        read += [f"{ROOT}/all", f"{ROOT}/country/{cc}", f"{ROOT}/node/{me}"]
+        read += [f"{ROOT}/region/{r}" for r in entry.regions]
+        read += [f"{ROOT}/bulletin/{me}/+"]
+        write += [f"{ROOT}/incident/{cc}/{me}", f"{ROOT}/receipt/+/{me}"]
+        write += [f"{ROOT}/bulletin/{peer}/{me}" for peer in entry.counterparts]
+    elif role is Role.REGIONAL:
+        read += [f"{ROOT}/all", f"{ROOT}/region/+", f"{ROOT}/receipt/{me}/+"]
+        write += [f"{ROOT}/all", f"{ROOT}/region/+"]
+    elif role is Role.OBSERVER:
+        read += [f"{ROOT}/all", f"{ROOT}/country/{cc}", f"{ROOT}/region/+"]
+        read += [f"{ROOT}/incident/{cc}/+"]
+    elif role is Role.ARCHIVE:
+        read += [
+            f"{ROOT}/all",
+            f"{ROOT}/country/+",
+            f"{ROOT}/region/+",
+            f"{ROOT}/node/+",
+            f"{ROOT}/incident/+/+",
+            f"{ROOT}/receipt/+/+",
+            f"{ROOT}/bulletin/+/+",
+            request_topic("+"),
+        ]
+        write = [replay_topic("+"), *_trust("+")]
+        retain += _trust("+")
+    return Rules(me, tuple(read), tuple(write), tuple(retain))
