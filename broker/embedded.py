@@ -40,7 +40,7 @@ log = logging.getLogger("blo.broker")
 _NOT_AUTHORIZED = b"\x20\x02\x00\x05"
 
 
-class GuardedReader(ReaderAdapter):
+class GuardedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt is untyped
     """Hands amqtt one checked MQTT packet at a time."""
 
     def __init__(
@@ -231,7 +231,8 @@ class EmbeddedBroker:
         peer = writer.get_extra_info("peername") or ("?", 0)
         ssl_object = writer.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
-        assert self.registry is not None and self._amqtt is not None
+        assert self.registry is not None
+        assert self._amqtt is not None
         who = self.registry.identify(der)
         if isinstance(who, str):
             log.warning("refused %s:%s: %s", peer[0], peer[1], who)

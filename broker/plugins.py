@@ -25,7 +25,7 @@ __all__ = ["AclPlugin", "CertAuthPlugin"]
 log = logging.getLogger("blo.broker")
 
 
-class CertAuthPlugin(BaseAuthPlugin):
+class CertAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]  # amqtt is untyped
     """A session is its certificate's node, never anonymous."""
 
     @dataclass
@@ -48,7 +48,7 @@ class CertAuthPlugin(BaseAuthPlugin):
         return True
 
 
-class AclPlugin(BaseTopicPlugin):
+class AclPlugin(BaseTopicPlugin):  # type: ignore[misc]  # amqtt is untyped
     """The registry's per-node rules on subscribe, publish and receive."""
 
     @dataclass

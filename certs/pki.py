@@ -7,9 +7,10 @@ Layout (private keys 0600, created exclusively, never overwritten)::
     DIR/root/trust.key     Ed25519 root key: signs keysets          (keep offline)
     DIR/root/trust.pub     its public key, pinned by every receiver
     DIR/roots/CC.pub       pinned root keys of other countries (blo-certs import-root)
-    DIR/roots/CC.crt       their CA certificates
+    DIR/roots/CC.crt       their CA certificates (and CC.keyset.msg, CC.crl.pem ...)
     DIR/trust/keyset.msg   the current signed keyset (the node registry)
     DIR/trust/revocation.msg  the current signed revocation list
+    DIR/trust/crl.pem      X.509 CRL of revoked and replaced tablets' certificates
     DIR/nodes/NODE/        sign.key, tls.key, tls.crt of one node
     DIR/bundles/NODE.json  the node's enrolment bundle
     DIR/servers/NAME/      tls.key, tls.crt of a broker
@@ -28,7 +29,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -182,7 +183,36 @@ class Pki:
         for body, name in ((keyset, "keyset.msg"), (revocation, "revocation.msg")):
             wire = seal(signer, body, seq=version, scope=scope, issued=now, expires=keyset.expires)
             write_replace(self._path("trust", name), wire)
+        self._write_crl(keyset, now)
         return keyset
+
+    def _write_crl(self, keyset: Keyset, now: datetime) -> None:
+        """An X.509 CRL of every TLS certificate of a revoked or replaced node.
+
+        TLS-only brokers such as Mosquitto cannot read the keyset; the CRL
+        tells them which certificates to refuse.
+        """
+        ca_key, ca_cert = self._ca()
+        nodes = self._path("nodes")
+        revoked = [p / "tls.crt" for p in nodes.glob("*.replaced-*")]
+        revoked += [nodes / n.node / "tls.crt" for n in keyset.nodes if n.revoked is not None]
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(ca_cert.subject)
+            .last_update(now - timedelta(minutes=5))
+            .next_update(now + timedelta(days=KEYSET_DAYS))
+        )
+        for path in revoked:
+            if path.exists():
+                serial = x509.load_pem_x509_certificate(path.read_bytes()).serial_number
+                builder = builder.add_revoked_certificate(
+                    x509.RevokedCertificateBuilder()
+                    .serial_number(serial)
+                    .revocation_date(now - timedelta(minutes=5))
+                    .build()
+                )
+        crl = builder.sign(ca_key, hashes.SHA256())
+        write_replace(self._path("trust", "crl.pem"), crl.public_bytes(serialization.Encoding.PEM))
 
     def init(self, country: str, hq: str, now: datetime, *, days: int = 3650) -> NodeEntry:
         """Create the country root and the HQ node's identity."""
@@ -346,10 +376,10 @@ class Pki:
         write_replace(
             self._path("roots", f"{country}.crt"), foreign._path("root", "ca.crt").read_bytes()
         )
-        for name in ("keyset", "revocation"):
-            src = foreign._path("trust", f"{name}.msg")
+        for name in ("keyset.msg", "revocation.msg", "crl.pem"):
+            src = foreign._path("trust", name)
             if src.exists():
-                write_replace(self._path("roots", f"{country}.{name}.msg"), src.read_bytes())
+                write_replace(self._path("roots", f"{country}.{name}"), src.read_bytes())
         return country
 
     def server(self, name: str, hosts: list[str], now: datetime, *, days: int = 730) -> Path:

@@ -22,3 +22,21 @@ settings.load_profile("ci")
 def net() -> Net:
     """Roots, nodes and keysets of KH, VN and TH (keys generated once per run)."""
     return Net()
+
+
+@pytest.fixture
+def network(tmp_path: Path) -> object:
+    """A fresh two-country PKI in this test's temporary folder."""
+    from brokers import Network
+
+    return Network(tmp_path)
+
+
+@pytest.fixture(params=["amqtt", "mosquitto"])
+def broker(request: pytest.FixtureRequest, network: object) -> object:
+    """Each broker in turn, started for this test on an ephemeral loopback port."""
+    from brokers import embedded_broker, mosquitto_broker
+
+    start = embedded_broker if request.param == "amqtt" else mosquitto_broker
+    with start(network) as handle:  # type: ignore[operator]
+        yield handle
