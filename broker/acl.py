@@ -5,7 +5,8 @@ generator both take their rules from ``rules_for``, so the two brokers enforce
 the same table (tests/test_acl_matrix.py runs it against both).
 
     role      reads (subscribe, receive)                     writes (publish)
-    every     blo/trust/+/keyset|revocation, blo/replay/ME   blo/request/ME
+    every     blo/trust/+/keyset|revocation, blo/replay/ME,  blo/request/ME
+              blo/resend/ME
     hq        blo/all, blo/country/CC, blo/incident/CC/+,    blo/country/CC, blo/region/R (its
               blo/receipt/ME/+                               offices' regions), blo/node/N (its
                                                              offices), blo/trust/CC/* (retained)
@@ -14,7 +15,8 @@ the same table (tests/test_acl_matrix.py runs it against both).
     regional  blo/all, blo/region/+, blo/receipt/ME/+        blo/all, blo/region/+
     observer  blo/all, blo/country/CC, blo/region/+,         (replay requests only)
               blo/incident/CC/+
-    archive   every message topic and blo/request/+          blo/replay/+, blo/trust/+/* (retained)
+    archive   every message topic and blo/request/+          blo/replay/+, blo/resend/+,
+                                                             blo/trust/+/* (retained)
 
 Retained publishing is allowed only on trust topics: amqtt hands retained
 messages to new clients without consulting the ACL, so nothing private may be
@@ -27,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from schemas import ROOT, NodeEntry, Role, replay_topic, request_topic
+from schemas import ROOT, NodeEntry, Role, replay_topic, request_topic, resend_topic
 
 __all__ = ["Action", "Rules", "covers", "matches", "rules_for"]
 
@@ -94,7 +96,7 @@ def _trust(country: str) -> tuple[str, ...]:
 def rules_for(entry: NodeEntry, country_nodes: Iterable[NodeEntry]) -> Rules:
     """The rules of ``entry``; ``country_nodes`` are the nodes of its country's keyset."""
     me, cc = entry.node, entry.country
-    read = [*_trust("+"), replay_topic(me)]
+    read = [*_trust("+"), replay_topic(me), resend_topic(me)]
     write = [request_topic(me)]
     retain: list[str] = []
     if entry.revoked is not None:
@@ -132,6 +134,6 @@ def rules_for(entry: NodeEntry, country_nodes: Iterable[NodeEntry]) -> Rules:
             f"{ROOT}/bulletin/+/+",
             request_topic("+"),
         ]
-        write = [replay_topic("+"), *_trust("+")]
+        write = [replay_topic("+"), resend_topic("+"), *_trust("+")]
         retain += _trust("+")
     return Rules(me, tuple(read), tuple(write), tuple(retain))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -73,6 +74,20 @@ class EnrolmentBundle(BaseModel):
     def dumps(self) -> bytes:
         """The bundle as JSON bytes."""
         return json.dumps(self.model_dump(mode="json"), indent=1).encode()
+
+    def write_tls(self, folder: Path) -> tuple[Path, Path, Path]:
+        """Write the CA, certificate and key (0600) for TLS libraries that need files.
+
+        Returns (ca, cert, key). ``folder`` is created 0700.
+        """
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ca, cert, key = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
+        ca.write_text("".join(self.ca_certs))
+        cert.write_text(self.tls_cert)
+        key.touch(mode=0o600)
+        os.chmod(key, 0o600)
+        key.write_text(self.tls_key)
+        return ca, cert, key
 
     def signer(self) -> Signer:
         """The node's message signer."""

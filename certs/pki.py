@@ -383,7 +383,12 @@ class Pki:
         return country
 
     def server(self, name: str, hosts: list[str], now: datetime, *, days: int = 730) -> Path:
-        """Issue a broker's TLS server certificate for ``hosts``."""
+        """Issue a broker's TLS server certificate for ``hosts`` (plus loopback).
+
+        Loopback is always included: the archive runs beside the broker and
+        connects over 127.0.0.1.
+        """
+        hosts = list(dict.fromkeys([*hosts, "localhost", "127.0.0.1"]))
         if not is_region(name):
             raise PkiInputError(f"server name {name!r} must be lower-case letters, digits and -")
         ca_key, ca_cert = self._ca()

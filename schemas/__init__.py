@@ -56,7 +56,15 @@ from schemas.messages import (
     Urgency,
 )
 from schemas.receiver import Accepted, Reason, Receiver, Rejected, Result
-from schemas.topics import ROOT, replay_topic, request_topic, topics_for, trust_topic
+from schemas.replay import ReplayRequest, decode_request, encode_request
+from schemas.topics import (
+    ROOT,
+    replay_topic,
+    request_topic,
+    resend_topic,
+    topics_for,
+    trust_topic,
+)
 from schemas.trust import KeyEntry, Keyset, NodeEntry, Revocation, RevokedKey
 from schemas.truststore import KeyLookup, TrustStore
 from schemas.window import Gap, ReplayWindow, SeqVerdict
@@ -103,6 +111,7 @@ __all__ = [
     "Receiver",
     "RegionName",
     "Rejected",
+    "ReplayRequest",
     "ReplayWindow",
     "Result",
     "Revocation",
@@ -126,13 +135,16 @@ __all__ = [
     "WireModel",
     "addressed_to",
     "country_of",
+    "decode_request",
     "draft_from_document",
+    "encode_request",
     "key_id_of",
     "may_send",
     "open_envelope",
     "pack",
     "replay_topic",
     "request_topic",
+    "resend_topic",
     "seal",
     "to_document",
     "topics_for",

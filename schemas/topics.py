@@ -14,6 +14,7 @@ all call these functions, so a topic cannot drift between them::
     blo/trust/{cc}/revocation       its revocation list (retained)   scope country:cc
     blo/replay/{node}               archive replays for one office
     blo/request/{node}              one office's replay requests to the archive
+    blo/resend/{node}               the archive's requests to a sender to publish again
 
 Every message travels on a topic derived from its kind, scope and sender, and
 a receiver recomputes that topic: an envelope replayed onto another topic, or
@@ -25,7 +26,7 @@ from __future__ import annotations
 from schemas.ids import Scope, ScopeKind
 from schemas.kinds import Kind
 
-__all__ = ["ROOT", "replay_topic", "request_topic", "topics_for", "trust_topic"]
+__all__ = ["ROOT", "replay_topic", "request_topic", "resend_topic", "topics_for", "trust_topic"]
 
 ROOT = "blo"
 
@@ -73,3 +74,8 @@ def replay_topic(node: str) -> str:
 def request_topic(node: str) -> str:
     """The topic one office sends replay requests on (the ACL binds it to that office)."""
     return f"{ROOT}/request/{node}"
+
+
+def resend_topic(node: str) -> str:
+    """The topic the archive asks ``node`` to publish missing sequence numbers again on."""
+    return f"{ROOT}/resend/{node}"

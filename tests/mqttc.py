@@ -20,13 +20,8 @@ WAIT = 5.0
 
 
 def tls_files(bundle: EnrolmentBundle, folder: Path) -> tuple[str, str, str]:
-    """Write a bundle's CA, certificate and key where ssl can load them (key 0600)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    ca, cert, key = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
-    ca.write_text("".join(bundle.ca_certs))
-    cert.write_text(bundle.tls_cert)
-    key.touch(mode=0o600)
-    key.write_text(bundle.tls_key)
+    """The bundle's CA, certificate and key as files (paths as strings)."""
+    ca, cert, key = bundle.write_tls(folder)
     return str(ca), str(cert), str(key)
 
 
@@ -64,6 +59,7 @@ class TestClient:
         )
         self.messages: queue.Queue[tuple[str, bytes, bool]] = queue.Queue()
         self._connected = threading.Event()
+        self._topics: dict[str, int] = {}
         self._subacks: dict[int, list[Any]] = {}
         self._suback_event = threading.Condition()
         self.connect_rc: Any = None
@@ -75,6 +71,10 @@ class TestClient:
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         self.connect_rc = rc
+        # A broker that lost the session (amqtt after a restart) lost the subscriptions too.
+        if not rc.is_failure and not flags.session_present:
+            for topic, qos in self._topics.items():
+                client.subscribe(topic, qos)
         self._connected.set()
 
     def _on_subscribe(self, client: Any, userdata: Any, mid: int, codes: Any, props: Any) -> None:
@@ -90,6 +90,7 @@ class TestClient:
 
     def subscribe(self, topic: str, qos: int = 1, timeout: float = WAIT) -> bool | None:
         """True if granted, False if refused, None if no SUBACK came."""
+        self._topics[topic] = qos
         _, mid = self.client.subscribe(topic, qos)
         with self._suback_event:
             self._suback_event.wait_for(lambda: mid in self._subacks, timeout)

@@ -1,0 +1,120 @@
+"""The archive's store and rules: every accepted envelope, kept durably, served to whom may read it.
+
+``ArchiveStore`` is SQLite in WAL mode with ``synchronous=FULL``: a row is on
+disk when ``add`` returns, so the MQTT acknowledgement that follows can never
+acknowledge a message the archive would lose in a crash. The original signed
+bytes are kept, never re-encoded, so a replay verifies exactly as the live
+message did. ``entitled`` is the pure rule of who may be served what.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from broker.acl import Action, Rules
+from broker.errors import BrokerError
+from schemas import Accepted, NodeEntry, Scope, addressed_to
+
+__all__ = ["ArchiveStore", "Stored", "entitled"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS envelopes (
+    sender   TEXT    NOT NULL,
+    seq      INTEGER NOT NULL,
+    msg_id   BLOB    NOT NULL UNIQUE,
+    kind     INTEGER NOT NULL,
+    scope    TEXT    NOT NULL,
+    topic    TEXT    NOT NULL,
+    issued   INTEGER NOT NULL,
+    received INTEGER NOT NULL,
+    data     BLOB    NOT NULL,
+    PRIMARY KEY (sender, seq)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One archived envelope: where it was published and its exact bytes."""
+
+    sender: str
+    seq: int
+    topic: str
+    scope: str
+    data: bytes
+
+
+def entitled(node: NodeEntry, rules: Rules, item: Stored) -> bool:
+    """True if ``node`` may be served ``item``: it is addressed to it and the ACL lets it read it."""
+    try:
+        scope = Scope.parse(item.scope)
+    except ValueError:
+        return False
+    return addressed_to(scope, node) and rules.allows(Action.RECEIVE, item.topic)
+
+
+class ArchiveStore:
+    """The archive's SQLite file; safe to call from several threads."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise BrokerError(f"archive {path}: {exc}") from None
+        self.path = path
+        self._lock = threading.Lock()
+
+    def add(self, accepted: Accepted, topic: str, now: datetime) -> bool:
+        """Store one accepted envelope; False if it was already there."""
+        h = accepted.header
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO envelopes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    h.sender,
+                    h.seq,
+                    h.msg_id,
+                    int(h.kind),
+                    str(h.scope),
+                    topic,
+                    int(h.issued.timestamp()),
+                    int(now.timestamp()),
+                    accepted.raw,
+                ),
+            )
+        return cursor.rowcount == 1
+
+    def range(self, sender: str, first: int, last: int | None, limit: int) -> list[Stored]:
+        """Envelopes of ``sender`` with ``first`` <= seq <= ``last``, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT sender, seq, topic, scope, data FROM envelopes "
+                "WHERE sender = ? AND seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
+                (sender, first, last if last is not None else 2**63 - 1, limit),
+            ).fetchall()
+        return [Stored(*row) for row in rows]
+
+    def sequences(self) -> Iterator[tuple[str, int]]:
+        """Every (sender, seq) held, in order (to rebuild the replay window at start)."""
+        with self._lock:
+            rows = self._db.execute("SELECT sender, seq FROM envelopes ORDER BY sender, seq")
+            yield from rows.fetchall()
+
+    def count(self) -> int:
+        """How many envelopes are held."""
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM envelopes").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the file."""
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,225 @@
+"""The archive as an ordinary MQTT client, so it works beside any broker.
+
+It connects with its own identity (role ``archive``) on a persistent session,
+subscribes to every message topic, checks each envelope with the receiver
+core, and commits accepted ones to SQLite *before* acknowledging them (paho
+manual ack): a crash between receive and store means redelivery, never loss.
+
+It answers ``blo/request/<node>`` with the original envelopes on
+``blo/replay/<node>``, serving only what that node is addressed by and may
+read. When it sees a gap in a sender's sequence that does not fill within a
+grace period, it asks the sender to publish again (``blo/resend/<sender>``).
+It also publishes the PKI folder's signed trust messages, retained, so
+tablets learn of new keysets and revocations on connect.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from broker.acl import rules_for
+from broker.archive import ArchiveStore, entitled
+from certs import EnrolmentBundle
+from schemas import (
+    Accepted,
+    BloError,
+    Reason,
+    Receiver,
+    Rejected,
+    ReplayRequest,
+    TrustStore,
+    country_of,
+    decode_request,
+    encode_request,
+    open_envelope,
+    replay_topic,
+    resend_topic,
+    trust_topic,
+)
+
+__all__ = ["ArchiveService"]
+
+log = logging.getLogger("blo.archive")
+
+SUBSCRIPTIONS = [
+    "blo/all",
+    "blo/country/+",
+    "blo/region/+",
+    "blo/node/+",
+    "blo/incident/+/+",
+    "blo/receipt/+/+",
+    "blo/bulletin/+/+",
+    "blo/trust/+/keyset",
+    "blo/trust/+/revocation",
+    "blo/request/+",
+]
+MAX_REPLAY = 10_000
+
+
+class ArchiveService:
+    """Store, replay and resend: the broker-independent memory of the network."""
+
+    def __init__(
+        self,
+        bundle: EnrolmentBundle,
+        host: str,
+        port: int,
+        db: Path,
+        *,
+        trust_source: Callable[[], list[bytes]] | None = None,
+        gap_grace: timedelta = timedelta(seconds=5),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.bundle = bundle
+        self.host, self.port = host, port
+        self.clock = clock
+        self.gap_grace = gap_grace
+        self.trust_source = trust_source
+        self.store = ArchiveStore(db)
+        self.trust: TrustStore = bundle.trust_store(clock())
+        self.receiver = Receiver(self.trust)
+        for sender, seq in self.store.sequences():
+            self.receiver.window.commit(sender, seq, clock())
+        self._asked: dict[tuple[str, int, int], float] = {}
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self.connected = threading.Event()
+        self.stats = {"stored": 0, "rejected": 0, "replayed": 0, "resend_asked": 0}
+        folder = Path(tempfile.mkdtemp(prefix="blo-archive-tls-"))
+        ca, cert, key = bundle.write_tls(folder)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=bundle.node,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+            manual_ack=True,
+        )
+        self.client.tls_set(ca_certs=str(ca), certfile=str(cert), keyfile=str(key))
+        self.client.reconnect_delay_set(min_delay=1, max_delay=5)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect (retrying in the background) and start serving."""
+        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+        self._ticker = threading.Thread(target=self._tick, name="archive-ticker", daemon=True)
+        self._ticker.start()
+
+    def stop(self) -> None:
+        """Disconnect and close the store."""
+        self._stop.set()
+        self.client.disconnect()
+        self.client.loop_stop()
+        if self._ticker:
+            self._ticker.join(5)
+        self.store.close()
+
+    # -- MQTT callbacks ----------------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, p: Any) -> None:
+        if rc.is_failure:
+            log.error("archive %s refused by the broker: %s", self.bundle.node, rc)
+            return
+        for topic in SUBSCRIPTIONS:
+            client.subscribe(topic, qos=1)
+        self.connected.set()
+        log.info("archive %s connected, %d envelopes held", self.bundle.node, self.store.count())
+        self.publish_trust()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, f: Any, rc: Any, p: Any) -> None:
+        self.connected.clear()
+        if not self._stop.is_set():
+            log.warning("archive disconnected (%s); reconnecting", rc)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            if message.topic.startswith("blo/request/"):
+                self._serve(message.topic.rsplit("/", 1)[1], message.payload)
+            else:
+                self._keep(message.topic, message.payload)
+        except BloError as exc:  # one bad message never stops the archive
+            log.warning("archive: %s on %s", exc, message.topic)
+        finally:
+            client.ack(message.mid, message.qos)
+
+    # -- storing -----------------------------------------------------------------------
+
+    def _keep(self, topic: str, payload: bytes) -> None:
+        now = self.clock()
+        result = self.receiver.receive(topic, payload, now)
+        if isinstance(result, Rejected):
+            if result.reason is Reason.DUPLICATE:
+                return
+            self.stats["rejected"] += 1
+            log.warning("archive %s", result)
+            return
+        assert isinstance(result, Accepted)
+        if self.store.add(result, topic, now):
+            self.stats["stored"] += 1
+
+    # -- serving -----------------------------------------------------------------------
+
+    def _serve(self, node: str, payload: bytes) -> None:
+        request = decode_request(payload)
+        entry = self.trust.node(node)
+        keyset = self.trust.keyset(country_of(node))
+        if entry is None or keyset is None or entry.revoked is not None:
+            log.warning("replay refused to %s: not an active node", node)
+            return
+        rules = rules_for(entry, keyset.nodes)
+        items = self.store.range(request.sender, request.first, request.last, MAX_REPLAY)
+        served = [item for item in items if entitled(entry, rules, item)]
+        for item in served:
+            self.client.publish(replay_topic(node), item.data, qos=1)
+        self.stats["replayed"] += len(served)
+        log.info(
+            "replayed %d of %d envelopes of %s #%d-%s to %s",
+            len(served),
+            len(items),
+            request.sender,
+            request.first,
+            request.last or "newest",
+            node,
+        )
+
+    # -- trust and gaps ----------------------------------------------------------------
+
+    def publish_trust(self) -> None:
+        """Publish the signed keysets and revocation lists, retained."""
+        if self.trust_source is None:
+            return
+        for data in self.trust_source():
+            try:
+                header = open_envelope(data).header
+            except BloError as exc:
+                log.error("trust message not published: %s", exc)
+                continue
+            self.client.publish(trust_topic(header.kind, header.sender), data, qos=1, retain=True)
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            if not self.connected.is_set():
+                continue
+            now = self.clock()
+            for gap in self.receiver.gaps(now, self.gap_grace):
+                key = (gap.sender, gap.first, gap.last)
+                if time.monotonic() - self._asked.get(key, 0.0) < 30:
+                    continue
+                self._asked[key] = time.monotonic()
+                request = ReplayRequest(sender=gap.sender, first=gap.first, last=gap.last)
+                self.client.publish(resend_topic(gap.sender), encode_request(request), qos=1)
+                self.stats["resend_asked"] += 1
+                log.info("asked %s to resend #%d-%d", gap.sender, gap.first, gap.last)

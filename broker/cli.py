@@ -1,0 +1,185 @@
+"""``blo-broker``: run the embedded broker, the archive, or write Mosquitto's configuration.
+
+blo-broker [run] [-c broker.toml] [-p PORT] [--host ADDR] [--pki DIR] [--no-archive]
+blo-broker archive --bundle pki/bundles/kh-archive.json [-h HOST] [-p PORT] [--data DIR]
+blo-broker mosquitto-config --pki DIR --out DIR [-p PORT] [--host ADDR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+from broker.archive_service import ArchiveService
+from broker.config import BrokerSettings, load_settings
+from broker.embedded import EmbeddedBroker
+from broker.errors import BrokerError
+from broker.mosquitto import write_mosquitto
+from certs import EnrolmentBundle, Pki
+from schemas import BloError
+
+__all__ = ["main"]
+
+log = logging.getLogger("blo.broker")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="blo-broker",
+        description="The blo-alert broker: embedded MQTT over TLS with the node ACL, and the "
+        "archive that replays what a broker lost.",
+        epilog="'blo-broker COMMAND --help' for each command; 'run' is the default.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the embedded broker (and the archive)")
+    run.add_argument("-c", "--config", type=Path, help="TOML file with a [broker] table")
+    run.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    run.add_argument("-p", "--port", type=int, help="TLS port (default 8883; 0 picks one)")
+    run.add_argument("--pki", type=Path, help="the PKI folder blo-certs manages")
+    run.add_argument("--server", help="server certificate name in PKI/servers/ (broker)")
+    run.add_argument("--data", type=Path, help="folder for the archive's SQLite file")
+    run.add_argument("--max-packet", type=int, help="largest MQTT packet in bytes")
+    run.add_argument("--no-archive", dest="archive", action="store_const", const=False)
+    run.add_argument("-v", "--verbose", action="store_true", help="log amqtt's own messages")
+
+    arc = sub.add_parser("archive", help="run the archive on its own, beside any broker")
+    arc.add_argument("--bundle", type=Path, required=True, help="the archive's enrolment bundle")
+    arc.add_argument("-H", "--host", default="127.0.0.1", help="broker host")
+    arc.add_argument("-p", "--port", type=int, default=8883, help="broker TLS port")
+    arc.add_argument("--data", type=Path, default=Path("broker-data"))
+    arc.add_argument("--pki", type=Path, help="publish this PKI folder's trust messages")
+
+    mos = sub.add_parser("mosquitto-config", help="write Mosquitto 2.0 files from the registry")
+    mos.add_argument("--pki", type=Path, required=True)
+    mos.add_argument("--out", type=Path, required=True)
+    mos.add_argument("--host", default="0.0.0.0")  # noqa: S104 - production default
+    mos.add_argument("-p", "--port", type=int, default=8883)
+    mos.add_argument("--server", default="broker")
+    mos.add_argument("--data", type=Path, help="persistence folder (default OUT/data)")
+    mos.add_argument("--max-packet", type=int, default=512 * 1024)
+    mos.add_argument("--user", default="mosquitto", help="user Mosquitto drops to as root")
+    return parser
+
+
+def _logging(verbose: bool) -> None:
+    handler = RichHandler(console=Console(stderr=True), show_path=False, markup=False)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[handler], force=True)
+    if not verbose:
+        for noisy in ("amqtt", "transitions"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _archive_bundle(pki: Path) -> EnrolmentBundle:
+    country = Pki(pki).country
+    node = f"{country}-archive"
+    path = pki / "bundles" / f"{node}.json"
+    if not path.exists():
+        raise BrokerError(
+            f"{path} is missing: issue the archive's identity with "
+            f"'blo-certs issue --dir {pki} {node} --role archive', or run with --no-archive"
+        )
+    return EnrolmentBundle.load(path)
+
+
+async def _run(settings: BrokerSettings) -> None:
+    bundle = _archive_bundle(settings.pki) if settings.archive else None
+    broker = EmbeddedBroker(settings)
+    await broker.start()
+    archive = None
+    if bundle is not None:
+        pki = Pki(settings.pki)
+        archive = ArchiveService(
+            bundle,
+            "127.0.0.1",
+            broker.port,
+            settings.archive_db,
+            trust_source=pki.trust_messages,
+        )
+        archive.start()
+        log.info("archive %s -> %s", archive.bundle.node, settings.archive_db)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    if archive:
+        await asyncio.to_thread(archive.stop)
+    await broker.stop()
+
+
+def _archive_alone(args: argparse.Namespace) -> None:
+    bundle = EnrolmentBundle.load(args.bundle)
+    source = Pki(args.pki).trust_messages if args.pki else None
+    service = ArchiveService(
+        bundle, args.host, args.port, args.data / "archive.sqlite3", trust_source=source
+    )
+    service.start()
+    log.info("archive %s -> %s:%d", bundle.node, args.host, args.port)
+    done = asyncio.Event()
+
+    async def wait() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, done.set)
+        await done.wait()
+
+    asyncio.run(wait())
+    service.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``blo-broker``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv.insert(0, "run")
+    args = _parser().parse_args(argv)
+    _logging(getattr(args, "verbose", False))
+    try:
+        if args.command == "run":
+            flags = {
+                k: getattr(args, k)
+                for k in ("host", "port", "pki", "server", "data", "max_packet", "archive")
+            }
+            settings = load_settings(args.config, os.environ, flags)
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(_run(settings))
+        elif args.command == "archive":
+            _archive_alone(args)
+        elif args.command == "mosquitto-config":
+            conf = write_mosquitto(
+                args.pki,
+                args.out,
+                host=args.host,
+                port=args.port,
+                server=args.server,
+                data=args.data,
+                max_packet=args.max_packet,
+                user=args.user,
+            )
+            Console().print(
+                f"wrote {conf}, {args.out / 'acl'} and {args.out / 'crl.pem'}\n"
+                f"run: mosquitto -c {conf}",
+                soft_wrap=True,
+            )
+    except BloError as exc:
+        Console(stderr=True, soft_wrap=True).print(
+            f"[red]blo-broker: error:[/red] {exc}", highlight=False
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
