@@ -50,7 +50,7 @@ class Stored:
 
 
 def entitled(node: NodeEntry, rules: Rules, item: Stored) -> bool:
-    """True if ``node`` may be served ``item``: it is addressed to it and the ACL lets it read it."""
+    """True if ``node`` may be served ``item``: addressed to it, and its ACL lets it read it."""
     try:
         scope = Scope.parse(item.scope)
     except ValueError:

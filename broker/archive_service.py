@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from broker.acl import rules_for
 from broker.archive import ArchiveStore, entitled
@@ -97,7 +98,7 @@ class ArchiveService:
         folder = Path(tempfile.mkdtemp(prefix="blo-archive-tls-"))
         ca, cert, key = bundle.write_tls(folder)
         self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=bundle.node,
             clean_session=False,
             protocol=mqtt.MQTTv311,
@@ -147,9 +148,9 @@ class ArchiveService:
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
             if message.topic.startswith("blo/request/"):
-                self._serve(message.topic.rsplit("/", 1)[1], message.payload)
+                self._serve(message.topic.rsplit("/", 1)[1], bytes(message.payload))
             else:
-                self._keep(message.topic, message.payload)
+                self._keep(message.topic, bytes(message.payload))
         except BloError as exc:  # one bad message never stops the archive
             log.warning("archive: %s on %s", exc, message.topic)
         finally:

@@ -90,7 +90,9 @@ def test_store_is_idempotent_and_ordered(network: Network, tmp_path: Path) -> No
 def test_entitlement_follows_scope_and_acl(network: Network) -> None:
     keyset = Pki(network.kh).keyset()
     bavet, poipet, nacd = (keyset.node(n) for n in ("kh-blo-bavet", "kh-blo-poipet", "kh-nacd"))
-    assert bavet and poipet and nacd
+    assert bavet is not None
+    assert poipet is not None
+    assert nacd is not None
 
     def may(node: object, topic: str, scope: str) -> bool:
         entry = node
