@@ -49,7 +49,8 @@ def test_missing_server_certificate_says_what_to_run(
 ) -> None:
     assert main(["run", "--pki", str(network.kh), "--server", "nosuch", "-p", "0"]) == 1
     err = capsys.readouterr().err
-    assert "blo-certs server" in err and "nosuch" in err
+    assert "blo-certs server" in err
+    assert "nosuch" in err
 
 
 def test_help_is_readable() -> None:
