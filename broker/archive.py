@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from broker.acl import Action, Rules
 from broker.errors import BrokerError
 from schemas import Accepted, NodeEntry, Scope, addressed_to
+from schemas.access import Action, Rules
 
 __all__ = ["ArchiveStore", "Stored", "entitled"]
 

@@ -27,7 +27,6 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from broker.acl import rules_for
 from broker.archive import ArchiveStore, entitled
 from certs import EnrolmentBundle
 from schemas import (
@@ -46,6 +45,7 @@ from schemas import (
     resend_topic,
     trust_topic,
 )
+from schemas.access import rules_for
 
 __all__ = ["ArchiveService"]
 

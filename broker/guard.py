@@ -23,7 +23,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from broker.acl import Action, Rules
+from schemas.access import Action, Rules
 
 __all__ = ["Frame", "PacketError", "inspect", "parse_length"]
 

@@ -5,7 +5,7 @@
     mosquitto.conf   TLS listener, client certificates required, the certificate's
                      CN as username and client id, persistence saved every few
                      seconds, a large offline queue, a message size limit
-    acl              per-node rules from broker.acl.rules_for (the embedded
+    acl              per-node rules from schemas.access.rules_for (the embedded
                      broker's table, so both brokers enforce the same thing)
     crl.pem          every CA's revocation list (blo-certs writes trust/crl.pem)
     ca.pem, server.crt, server.key
@@ -27,9 +27,9 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from broker.acl import rules_for
 from broker.errors import BrokerError
 from broker.registry import Registry
+from schemas.access import rules_for
 
 __all__ = ["acl_text", "write_mosquitto"]
 

@@ -18,7 +18,7 @@ from amqtt.session import Session
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from broker.acl import Action, Rules
+from schemas.access import Action, Rules
 
 __all__ = ["AclPlugin", "CertAuthPlugin"]
 

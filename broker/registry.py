@@ -15,9 +15,9 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from broker.acl import Rules, rules_for
 from certs import Pki
 from schemas import NodeEntry, TrustStore
+from schemas.access import Rules, rules_for
 
 __all__ = ["Identity", "Registry"]
 

@@ -5,6 +5,7 @@ so it can be tested exhaustively and shared by the broker, the publishers and
 the tablets. Import from this package, not from its modules.
 """
 
+from schemas.access import Action, Rules, covers, matches, rules_for
 from schemas.authority import addressed_to, may_send
 from schemas.base import Timestamp, WireModel
 from schemas.codec import pack, unpack_model
@@ -76,6 +77,7 @@ __all__ = [
     "MAX_ENVELOPE",
     "ROOT",
     "Accepted",
+    "Action",
     "Agency",
     "Alert",
     "AlertText",
@@ -118,6 +120,7 @@ __all__ = [
     "RevokedKey",
     "Role",
     "RollbackError",
+    "Rules",
     "Scope",
     "ScopeKind",
     "Sealed",
@@ -135,16 +138,19 @@ __all__ = [
     "WireModel",
     "addressed_to",
     "country_of",
+    "covers",
     "decode_request",
     "draft_from_document",
     "encode_request",
     "key_id_of",
+    "matches",
     "may_send",
     "open_envelope",
     "pack",
     "replay_topic",
     "request_topic",
     "resend_topic",
+    "rules_for",
     "seal",
     "to_document",
     "topics_for",

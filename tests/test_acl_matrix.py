@@ -1,7 +1,7 @@
 """The ACL matrix: role x topic family x action, one expected table, both brokers.
 
 The table below is written from the design (who may read and write what), not
-from broker/acl.py, and checked three ways: against ``rules_for`` directly,
+from schemas/access.py, and checked three ways: against ``rules_for`` directly,
 and against the embedded broker and Mosquitto over real TLS connections.
 
 Actions:
@@ -20,8 +20,8 @@ import pytest
 from brokers import BrokerHandle, Network
 from mqttc import TestClient
 
-from broker.acl import Action, rules_for
 from certs import Pki
+from schemas.access import Action, rules_for
 
 TOPICS = {
     "all": "blo/all",

@@ -17,7 +17,6 @@ from brokers import BrokerHandle, MosquittoProcess, Network, free_port
 from mqttc import TestClient
 from netsim import ALERT
 
-from broker.acl import rules_for
 from broker.archive import ArchiveStore, Stored, entitled
 from broker.archive_service import ArchiveService
 from certs import EnrolmentBundle, Pki
@@ -34,6 +33,7 @@ from schemas import (
     encode_request,
     seal,
 )
+from schemas.access import rules_for
 
 
 def envelopes(

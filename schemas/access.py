@@ -1,8 +1,9 @@
-"""The broker's topic ACL, from the node registry: who may publish, subscribe and receive where.
+"""Topic access, from the node registry: who may publish, subscribe and receive where.
 
-Pure functions, no I/O. The embedded broker's plugin and the Mosquitto ACL
-generator both take their rules from ``rules_for``, so the two brokers enforce
-the same table (tests/test_acl_matrix.py runs it against both).
+Pure functions, no I/O. The embedded broker's plugin, the Mosquitto ACL
+generator, the archive's replay entitlement and the clients' subscriptions all
+take their rules from ``rules_for``, so nothing can drift
+(tests/test_acl_matrix.py runs the table against both brokers).
 
     role      reads (subscribe, receive)                     writes (publish)
     every     blo/trust/+/keyset|revocation, blo/replay/ME,  blo/request/ME
@@ -29,7 +30,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from schemas import ROOT, NodeEntry, Role, replay_topic, request_topic, resend_topic
+from schemas.kinds import Role
+from schemas.topics import ROOT, replay_topic, request_topic, resend_topic
+from schemas.trust import NodeEntry
 
 __all__ = ["Action", "Rules", "covers", "matches", "rules_for"]
 
