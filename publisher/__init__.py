@@ -1,7 +1,11 @@
-"""blo-alert publisher: this package is built by its own issue (see the project's issue list).
+"""blo-alert publishing: the durable outbox and the ``blo-pub`` command.
 
-It stands above `schemas` (wire contract) and `certs` (identity and trust) and imports
-only their public API.
+A message is composed (compose.py), sealed with the node's next sequence
+number and committed to the outbox before any network I/O (outbox.py); the
+node's running client (``blo-sub run``) or ``blo-pub`` itself sends it.
 """
 
-__all__: list[str] = []
+from publisher.errors import ComposeError, OutboxError, PublisherError
+from publisher.outbox import Outbox, Queued, connect
+
+__all__ = ["ComposeError", "Outbox", "OutboxError", "PublisherError", "Queued", "connect"]

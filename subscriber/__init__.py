@@ -1,7 +1,20 @@
-"""blo-alert subscriber: this package is built by its own issue (see the project's issue list).
+"""blo-alert nodes: the running client (a BLO tablet or an HQ) and the officer's commands.
 
-It stands above `schemas` (wire contract) and `certs` (identity and trust) and imports
-only their public API.
+``NodeClient`` keeps one MQTT link and moves messages between it and two
+SQLite files: the inbox (inbox.py) and the outbox (publisher.Outbox).
+``blo-sub`` (cli.py) is its command line; views.py draws what an officer sees.
 """
 
-__all__: list[str] = []
+from subscriber.client import NodeClient
+from subscriber.inbox import Inbox, Stored
+from subscriber.views import headline, inbox_table, message_view, status_table
+
+__all__ = [
+    "Inbox",
+    "NodeClient",
+    "Stored",
+    "headline",
+    "inbox_table",
+    "message_view",
+    "status_table",
+]

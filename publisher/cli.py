@@ -1,0 +1,290 @@
+"""``blo-pub``: compose and queue alerts, incidents and bulletins; see who received an alert.
+
+    blo-pub alert    --bundle kh-nacd.json --scope country:kh --category drug_seizure \\
+                     --severity severe --headline "..." --headline-km "..." [--file alert.json]
+    blo-pub incident --bundle kh-blo-bavet.json --crime drug_trafficking --lat 11.08 --lon 106.18 \\
+                     --item methamphetamine:1.9:kg:crystal --photo seizure.jpg
+    blo-pub bulletin --bundle kh-blo-bavet.json --to vn-blo-mocbai --headline "..."
+    blo-pub receipts --bundle kh-nacd.json ALERT_ID
+
+Messages are signed and committed to the node's outbox (``--data``, default
+blo-data/NODE) and sent by the node's running ``blo-sub run``; ``--send -h HOST
+-p PORT`` sends them now instead (only when no ``blo-sub run`` is running for
+that node: both would use the node's one session).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from certs import EnrolmentBundle
+from publisher.compose import attachment, compose, load_document, parse_duration, parse_item
+from publisher.errors import ComposeError
+from publisher.outbox import Outbox
+from schemas import Agency, BloError, Category, Crime, Role, Scope, Severity, addressed_to
+
+__all__ = ["main"]
+
+_LANGS = ("en", "km")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="blo-pub", description="Send blo-alert messages.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=text, description=text, add_help=False)
+        p.add_argument("--help", action="help", help="show this help and exit")
+        p.add_argument("--bundle", type=Path, required=True, help="the node's enrolment bundle")
+        p.add_argument("--data", type=Path, help="the node's folder (default blo-data/NODE)")
+        return p
+
+    def sending(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--file", type=Path, help="a JSON or TOML document with the fields")
+        p.add_argument("--expires-in", default="7d", help="e.g. 12h, 7d (default 7d)")
+        p.add_argument("--send", action="store_true", help="connect and send now")
+        p.add_argument("-h", "--host", default="127.0.0.1")
+        p.add_argument("-p", "--port", type=int, default=8883)
+
+    def texts(p: argparse.ArgumentParser, fields: tuple[str, ...]) -> None:
+        for field in fields:
+            for lang in _LANGS:
+                flag = f"--{field}" if lang == "en" else f"--{field}-{lang}"
+                p.add_argument(flag, dest=f"{field}_{lang}", help=f"{field} in {lang}")
+
+    alert = command("alert", "an alert from an HQ or a regional coordinator")
+    sending(alert)
+    alert.add_argument("--scope", help="all, country:kh, region:NAME, node:ID")
+    alert.add_argument("--category", choices=[c.value for c in Category])
+    alert.add_argument("--severity", choices=[s.value for s in Severity])
+    alert.add_argument("--urgency", default="immediate")
+    alert.add_argument("--certainty", default="observed")
+    alert.add_argument("--status", default="actual", choices=["actual", "exercise", "test"])
+    alert.add_argument("--update", metavar="ID", help="this alert updates an earlier one")
+    alert.add_argument("--cancel", metavar="ID", help="this alert cancels an earlier one")
+    texts(alert, ("headline", "description", "instruction"))
+
+    incident = command("incident", "an incident report from a BLO to its HQ")
+    sending(incident)
+    incident.add_argument("--crime", choices=[c.value for c in Crime])
+    incident.add_argument("--occurred", help="ISO time (default now)")
+    incident.add_argument("--lat", type=float)
+    incident.add_argument("--lon", type=float)
+    incident.add_argument("--accuracy", type=int, help="metres")
+    incident.add_argument("--place")
+    incident.add_argument("--crossing")
+    incident.add_argument(
+        "--item", action="append", default=[], help="SUBSTANCE:QUANTITY:UNIT[:FORM] (repeatable)"
+    )
+    incident.add_argument("--detained", type=int)
+    incident.add_argument(
+        "--agency", action="append", default=[], choices=[a.value for a in Agency]
+    )
+    incident.add_argument(
+        "--photo",
+        action="append",
+        default=[],
+        type=Path,
+        help="a photo or document to reference (repeatable)",
+    )
+    texts(incident, ("narrative",))
+
+    bulletin = command("bulletin", "a bulletin to counterpart offices across the border")
+    sending(bulletin)
+    bulletin.add_argument("--to", action="append", default=[], help="counterpart (repeatable)")
+    bulletin.add_argument("--category", default="other", choices=[c.value for c in Category])
+    texts(bulletin, ("headline", "body"))
+
+    receipts = command("receipts", "who has received and read an alert (HQ)")
+    receipts.add_argument("id", help="the alert's id, or its first characters")
+    return parser
+
+
+def _text_blocks(args: argparse.Namespace, fields: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for lang in _LANGS:
+        block = {f: getattr(args, f"{f}_{lang}") for f in fields if getattr(args, f"{f}_{lang}")}
+        if block:
+            out[lang] = block
+    return out
+
+
+def _document(args: argparse.Namespace, outbox: Outbox, now: datetime) -> dict[str, Any]:
+    doc: dict[str, Any] = load_document(args.file) if args.file else {}
+    doc["kind"] = args.command
+    set_ = {k: v for k, v in vars(args).items() if v not in (None, [], False)}
+    if args.command == "alert":
+        for key in ("scope", "category", "severity", "urgency", "certainty", "status"):
+            if key in set_:
+                doc[key] = set_[key]
+        doc.setdefault("msg_type", "alert")
+        for flag, msg_type in (("update", "update"), ("cancel", "cancel")):
+            if flag in set_:
+                found = outbox.find(bytes.fromhex(set_[flag][: len(set_[flag]) // 2 * 2]))
+                if len(found) != 1:
+                    raise ComposeError(
+                        f"--{flag} {set_[flag]}: no single alert of this node has an id starting so"
+                    )
+                doc["msg_type"] = msg_type
+                doc["references"] = [found[0].msg_id.hex()]
+        texts = _text_blocks(args, ("headline", "description", "instruction"))
+        if texts:
+            doc["text"] = {**doc.get("text", {}), **texts}
+    elif args.command == "incident":
+        doc.setdefault("scope", f"country:{args.bundle_node[:2]}")
+        doc["occurred"] = set_.get("occurred", doc.get("occurred", now.isoformat()))
+        for key, name in (
+            ("crime", "crime"),
+            ("place", "place"),
+            ("crossing", "crossing"),
+            ("detained", "persons_detained"),
+        ):
+            if key in set_:
+                doc[name] = set_[key]
+        if "lat" in set_ or "lon" in set_:
+            position = {"lat": args.lat, "lon": args.lon}
+            if args.accuracy is not None:
+                position["accuracy_m"] = args.accuracy
+            doc["position"] = position
+        if args.item:
+            doc["items"] = [parse_item(i) for i in args.item]
+        if args.agency:
+            doc["agencies"] = args.agency
+        narrative = {
+            lang: block["narrative"] for lang, block in _text_blocks(args, ("narrative",)).items()
+        }
+        if narrative:
+            doc["narrative"] = {**doc.get("narrative", {}), **narrative}
+        if args.photo:
+            doc["attachments"] = [attachment(p, doc.get("position")) for p in args.photo]
+    elif args.command == "bulletin":
+        if args.to:
+            doc["scope"] = "bulletin:" + ",".join(args.to)
+        doc["category"] = set_.get("category", doc.get("category", "other"))
+        texts = _text_blocks(args, ("headline", "body"))
+        if texts:
+            doc["text"] = {**doc.get("text", {}), **texts}
+    return doc
+
+
+def _send_now(
+    bundle: EnrolmentBundle, folder: Path, host: str, port: int, console: Console
+) -> None:
+    from subscriber import NodeClient
+
+    client = NodeClient(bundle, host, port, folder)
+    client.start()
+    deadline = time.monotonic() + 30
+    try:
+        while client.outbox.counts()[1] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        _, waiting = client.outbox.counts()
+    finally:
+        client.stop()
+    if waiting:
+        console.print(
+            f"[yellow]{waiting} message(s) still queued: the link did not come up; "
+            "they go out with the next link[/yellow]"
+        )
+    else:
+        console.print("sent")
+
+
+def _receipts(bundle: EnrolmentBundle, folder: Path, prefix: str, console: Console) -> int:
+    from subscriber import Inbox
+
+    outbox = Outbox(folder / "outbox.sqlite3", bundle.signer())
+    found = [
+        q
+        for q in outbox.find(bytes.fromhex(prefix[: len(prefix) // 2 * 2]))
+        if q.msg_id.hex().startswith(prefix.lower())
+    ]
+    if len(found) != 1:
+        console.print(f"no single alert of {bundle.node} has an id starting {prefix!r}")
+        return 1
+    alert = found[0]
+    scope = Scope.parse(alert.scope)
+    store = bundle.trust_store(datetime.now(UTC))
+    inbox = Inbox(folder / "inbox.sqlite3")
+    for data in inbox.trust_messages():
+        from schemas import Receiver, open_envelope, trust_topic
+
+        header = open_envelope(data).header
+        Receiver(store).receive(trust_topic(header.kind, header.sender), data, datetime.now(UTC))
+    offices = sorted(
+        entry.node
+        for country in store.countries
+        if (keyset := store.keyset(country))
+        for entry in keyset.nodes
+        if entry.role is Role.BLO and entry.revoked is None and addressed_to(scope, entry)
+    )
+    got = inbox.receipts(alert.msg_id)
+    table = Table(title=f"alert {alert.msg_id.hex()[:8]} to {scope}", title_justify="left")
+    for column in ("office", "delivered", "read"):
+        table.add_column(column, no_wrap=True)
+    missing = 0
+    for office in offices:
+        marks = got.get(office, {})
+        delivered, read = marks.get("delivered"), marks.get("read")
+        missing += delivered is None
+        table.add_row(
+            office,
+            delivered.strftime("%Y-%m-%d %H:%M") if delivered else Text("not yet", style="red"),
+            read.strftime("%Y-%m-%d %H:%M") if read else Text("-", style="dim"),
+        )
+    console.print(table)
+    delivered_n = sum(1 for o in offices if "delivered" in got.get(o, {}))
+    read_n = sum(1 for o in offices if "read" in got.get(o, {}))
+    console.print(
+        f"{len(offices)} offices: {delivered_n} delivered, {read_n} read, "
+        f"{missing} not yet received"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``blo-pub``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    console = Console(soft_wrap=True)
+    try:
+        bundle = EnrolmentBundle.load(args.bundle)
+        folder = args.data or Path("blo-data") / bundle.node
+        if args.command == "receipts":
+            return _receipts(bundle, folder, args.id, console)
+        args.bundle_node = bundle.node
+        outbox = Outbox(folder / "outbox.sqlite3", bundle.signer())
+        now = datetime.now(UTC).replace(microsecond=0)
+        draft = compose(
+            _document(args, outbox, now),
+            sender=bundle.node,
+            now=now,
+            expires_in=parse_duration(args.expires_in),
+        )
+        queued = outbox.submit(draft.body, draft.scope, issued=draft.issued, expires=draft.expires)
+        outbox.close()
+        console.print(
+            f"{draft.kind.label} {queued.msg_id.hex()} queued as #{queued.seq} "
+            f"to {draft.scope} ({len(queued.data)} bytes)"
+        )
+        if args.send:
+            _send_now(bundle, folder, args.host, args.port, console)
+    except BloError as exc:
+        Console(stderr=True, soft_wrap=True).print(
+            f"[red]blo-pub: error:[/red] {exc}", highlight=False
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

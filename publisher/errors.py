@@ -1,0 +1,27 @@
+"""Errors of the publisher package, under the library's one base error::
+
+    BloError                (schemas.errors)
+    └── PublisherError      a message cannot be composed, queued or sent
+        ├── ComposeError    an option or document does not make a valid message
+        └── OutboxError     the outbox file cannot be used
+
+sqlite3 errors are translated in outbox.py; pydantic's in compose.py.
+"""
+
+from __future__ import annotations
+
+from schemas import BloError
+
+__all__ = ["ComposeError", "OutboxError", "PublisherError"]
+
+
+class PublisherError(BloError):
+    """A message cannot be composed, queued or sent."""
+
+
+class ComposeError(PublisherError):
+    """Options or a document do not make a valid message; the message names the field."""
+
+
+class OutboxError(PublisherError):
+    """The outbox file cannot be opened or written."""

@@ -1,0 +1,165 @@
+"""``blo-sub``: a node's client (``run``) and the officer's commands.
+
+Commands: ``run``, ``inbox``, ``show``, ``status``.
+
+    blo-sub run    --bundle kh-blo-bavet.json -h broker.example.org -p 8883
+    blo-sub inbox  --bundle kh-blo-bavet.json [--lang km]
+    blo-sub show   --bundle kh-blo-bavet.json ID
+    blo-sub status --bundle kh-blo-bavet.json
+
+The node's files live in ``--data`` (default ``blo-data/NODE``): inbox.sqlite3
+and outbox.sqlite3, shared by the running client and these commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+from certs import EnrolmentBundle
+from publisher import Outbox
+from schemas import Alert, BloError, Lang, Receipt, ReceiptStatus, Role, Scope
+from subscriber.client import RECEIPT_DAYS, NodeClient
+from subscriber.inbox import Inbox
+from subscriber.views import inbox_table, message_view, status_table
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="blo-sub", description="A blo-alert node: keep the link, read the inbox."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=text, description=text, add_help=False)
+        p.add_argument("--help", action="help", help="show this help and exit")
+        p.add_argument("--bundle", type=Path, required=True, help="the node's enrolment bundle")
+        p.add_argument("--data", type=Path, help="the node's folder (default blo-data/NODE)")
+        return p
+
+    run = command("run", "connect and keep connected: receive, store, send, catch up")
+    run.add_argument("-h", "--host", default="127.0.0.1", help="broker host")
+    run.add_argument("-p", "--port", type=int, default=8883, help="broker TLS port")
+    run.add_argument("-v", "--verbose", action="store_true")
+    for name, text in (
+        ("inbox", "list the messages held"),
+        ("status", "link state, queues, keysets, gaps, refusals"),
+    ):
+        p = command(name, text)
+        p.add_argument("--lang", default="en", choices=[lang.value for lang in Lang])
+        p.add_argument("--all", action="store_true", help="include receipts")
+    show = command("show", "show one message in full and mark it read")
+    show.add_argument("id", help="the message id, or its first characters")
+    show.add_argument("--lang", default="en", choices=[lang.value for lang in Lang])
+    return parser
+
+
+def _folder(args: argparse.Namespace, bundle: EnrolmentBundle) -> Path:
+    return args.data or Path("blo-data") / bundle.node
+
+
+def _run(bundle: EnrolmentBundle, args: argparse.Namespace) -> None:
+    handler = RichHandler(console=Console(stderr=True), show_path=False, markup=False)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[handler],
+        force=True,
+    )
+    client = NodeClient(bundle, args.host, args.port, _folder(args, bundle))
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    client.start()
+    done.wait()
+    client.stop()
+
+
+def _show(bundle: EnrolmentBundle, args: argparse.Namespace, console: Console) -> int:
+    folder = _folder(args, bundle)
+    inbox = Inbox(folder / "inbox.sqlite3")
+    found = inbox.find(args.id.lower())
+    if len(found) != 1:
+        what = "no message" if not found else f"{len(found)} messages"
+        console.print(f"{what} with an id starting {args.id!r}: see 'blo-sub inbox'")
+        return 1
+    item = found[0]
+    console.print(message_view(item, Lang(args.lang)))
+    now = datetime.now(UTC).replace(microsecond=0)
+    if (
+        inbox.mark_read(item.msg_id, now)
+        and isinstance(item.body, Alert)
+        and (bundle.role is Role.BLO)
+    ):
+        outbox = Outbox(folder / "outbox.sqlite3", bundle.signer())
+        receipt = Receipt(of=item.msg_id, status=ReceiptStatus.READ, at=now)
+        from datetime import timedelta
+
+        outbox.submit(
+            receipt,
+            Scope.node(item.sealed.header.sender),
+            issued=now,
+            expires=now + timedelta(days=RECEIPT_DAYS),
+        )
+        console.print("[dim]marked read; the read receipt goes out with the next link[/dim]")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``blo-sub``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    console = Console(soft_wrap=False)
+    try:
+        bundle = EnrolmentBundle.load(args.bundle)
+        folder = _folder(args, bundle)
+        if args.command == "run":
+            _run(bundle, args)
+        elif args.command == "show":
+            return _show(bundle, args, console)
+        elif args.command == "inbox":
+            inbox = Inbox(folder / "inbox.sqlite3")
+            from schemas import Kind
+
+            kinds = (Kind.ALERT, Kind.BULLETIN, Kind.INCIDENT) + (
+                (Kind.RECEIPT,) if args.all else ()
+            )
+            console.print(
+                inbox_table(
+                    inbox.messages(kinds), Lang(args.lang), datetime.now(UTC), inbox.cancelled()
+                )
+            )
+        elif args.command == "status":
+            inbox = Inbox(folder / "inbox.sqlite3")
+            outbox = Outbox(folder / "outbox.sqlite3", bundle.signer())
+            sent, waiting = outbox.counts()
+            console.print(
+                status_table(
+                    inbox.state(),
+                    waiting,
+                    sent,
+                    inbox.count(),
+                    inbox.rejections(),
+                    len(inbox.quarantined()),
+                )
+            )
+    except BloError as exc:
+        Console(stderr=True, soft_wrap=True).print(
+            f"[red]blo-sub: error:[/red] {exc}", highlight=False
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

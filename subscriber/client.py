@@ -1,0 +1,353 @@
+"""The node's running client: one MQTT link, the receiver core, the inbox and the outbox.
+
+The same client runs on a BLO tablet and at an HQ (``blo-sub run``):
+
+* a persistent session (client id = node id, clean session off) over mTLS,
+  subscribed to exactly what the node may read (schemas.access);
+* every message goes through the sans-I/O receiver core; accepted ones are
+  committed to the inbox *before* the MQTT acknowledgement (paho manual ack);
+  refused ones are counted and logged; those signed by a key not yet known are
+  quarantined and re-checked when a newer keyset arrives;
+* an alert that is stored is answered with a ``delivered`` receipt, queued in
+  the outbox like everything else the node sends;
+* gaps in a sender's sequence that do not fill within a grace period, and a
+  reconnect on which the broker had lost the session, become replay requests
+  to the archive; the archive's own resend requests are answered from the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from certs import EnrolmentBundle
+from publisher import Outbox
+from schemas import (
+    Accepted,
+    Alert,
+    BloError,
+    Kind,
+    Reason,
+    Receipt,
+    ReceiptStatus,
+    Receiver,
+    Rejected,
+    ReplayRequest,
+    Role,
+    Scope,
+    WireModel,
+    country_of,
+    decode_request,
+    encode_request,
+    open_envelope,
+    request_topic,
+    resend_topic,
+    rules_for,
+    trust_topic,
+)
+from subscriber.inbox import Inbox
+
+__all__ = ["NodeClient"]
+
+log = logging.getLogger("blo.sub")
+RECEIPT_DAYS = 30
+
+
+class NodeClient:
+    """A node's link to the network; ``start()``, then it keeps itself connected."""
+
+    def __init__(
+        self,
+        bundle: EnrolmentBundle,
+        host: str,
+        port: int,
+        data: Path,
+        *,
+        gap_grace: timedelta = timedelta(seconds=10),
+        tick: float = 0.5,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.bundle = bundle
+        self.me = bundle.node
+        self.host, self.port = host, port
+        self.clock = clock
+        self.gap_grace = gap_grace
+        self.tick = tick
+        self.inbox = Inbox(data / "inbox.sqlite3")
+        self.outbox = Outbox(data / "outbox.sqlite3", bundle.signer())
+        self.receiver = Receiver(bundle.trust_store(clock()), me=self.me)
+        now = clock()
+        for data_bytes in self.inbox.trust_messages():
+            self._apply_trust(data_bytes, now)
+        for sender, seq in self.inbox.sequences():
+            self.receiver.window.commit(sender, seq, now)
+        self.connected = threading.Event()
+        self._stop = threading.Event()
+        self._inflight: dict[int, set[int]] = {}  # outbox seq -> unacknowledged mids
+        self._mids: dict[int, int] = {}  # mid -> outbox seq
+        self._lock = threading.Lock()
+        self._asked: dict[tuple[str, int, int | None], float] = {}
+        self._state_written = 0.0
+        self._ticker: threading.Thread | None = None
+        folder = Path(tempfile.mkdtemp(prefix=f"blo-{self.me}-tls-"))
+        ca, cert, key = bundle.write_tls(folder)
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.me,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+            manual_ack=True,
+        )
+        self.client.tls_set(ca_certs=str(ca), certfile=str(cert), keyfile=str(key))
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.max_inflight_messages_set(100)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.on_publish = self._on_publish
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background (retrying forever) and start the ticker."""
+        self.inbox.set_state(link="connecting", node=self.me, broker=f"{self.host}:{self.port}")
+        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+        self._ticker = threading.Thread(
+            target=self._run_ticker, name=f"{self.me}-tick", daemon=True
+        )
+        self._ticker.start()
+
+    def stop(self) -> None:
+        """Disconnect cleanly; everything unsent stays in the outbox."""
+        self._stop.set()
+        if self._ticker:
+            self._ticker.join(5)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.inbox.set_state(link="stopped")
+        self.inbox.close()
+        self.outbox.close()
+
+    # -- sending -----------------------------------------------------------------------
+
+    def send(self, body: WireModel, scope: Scope, *, days: float = RECEIPT_DAYS) -> bytes:
+        """Queue a message in the outbox (sent as soon as the link allows); returns its id."""
+        now = self.clock().replace(microsecond=0)
+        queued = self.outbox.submit(body, scope, issued=now, expires=now + timedelta(days=days))
+        return queued.msg_id
+
+    def mark_read(self, msg_id: bytes) -> bool:
+        """An officer opened a message: record it and queue a ``read`` receipt."""
+        now = self.clock()
+        if not self.inbox.mark_read(msg_id, now):
+            return False
+        found = [s for s in self.inbox.find(msg_id.hex()) if s.msg_id == msg_id]
+        if found and isinstance(found[0].body, Alert):
+            self._receipt(msg_id, found[0].sealed.header.sender, ReceiptStatus.READ)
+        return True
+
+    def _receipt(self, of: bytes, to: str, status: ReceiptStatus) -> None:
+        if self.bundle.role is not Role.BLO:
+            return
+        now = self.clock().replace(microsecond=0)
+        self.send(Receipt(of=of, status=status, at=now), Scope.node(to))
+
+    def _flush(self) -> None:
+        for queued in self.outbox.pending(limit=200):
+            with self._lock:
+                if queued.seq in self._inflight:
+                    continue
+                mids = set()
+                for topic in queued.topics:
+                    info = self.client.publish(topic, queued.data, qos=1)
+                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                        break
+                    mids.add(info.mid)
+                    self._mids[info.mid] = queued.seq
+                else:
+                    self._inflight[queued.seq] = mids
+                    continue
+                for mid in mids:
+                    self._mids.pop(mid, None)
+                return  # not connected: try again on the next tick
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: Any, p: Any) -> None:
+        with self._lock:
+            seq = self._mids.pop(mid, None)
+            if seq is None:
+                return
+            waiting = self._inflight.get(seq, set())
+            waiting.discard(mid)
+            done = not waiting
+            if done:
+                self._inflight.pop(seq, None)
+        if done:
+            self.outbox.mark_sent(seq, self.clock())
+
+    # -- MQTT callbacks ------------------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, p: Any) -> None:
+        if rc.is_failure:
+            log.error("%s refused by the broker: %s", self.me, rc)
+            self.inbox.set_state(link=f"refused: {rc}")
+            return
+        entry = self.receiver.trust.node(self.me)
+        keyset = self.receiver.trust.keyset(country_of(self.me))
+        if entry is None or keyset is None:
+            log.error("%s is not in its keyset: re-enrol this node", self.me)
+            return
+        for pattern in rules_for(entry, keyset.nodes).read:
+            client.subscribe(pattern, qos=1)
+        with self._lock:
+            self._inflight.clear()
+            self._mids.clear()
+        self.connected.set()
+        now = self.clock()
+        self.inbox.set_state(link="up", last_contact=now.isoformat())
+        log.info(
+            "%s connected to %s:%d (session %s)",
+            self.me,
+            self.host,
+            self.port,
+            "kept" if flags.session_present else "new",
+        )
+        if not flags.session_present:
+            self._catch_up()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, f: Any, rc: Any, p: Any) -> None:
+        self.connected.clear()
+        if not self._stop.is_set():
+            self.inbox.set_state(link="down", last_contact=self.clock().isoformat())
+            log.warning("%s link down (%s); reconnecting", self.me, rc)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            payload = bytes(message.payload)
+            if message.topic == resend_topic(self.me):
+                self._resend(payload)
+            else:
+                self._take(message.topic, payload, self.clock())
+        except BloError as exc:  # one bad message never stops the client
+            log.warning("%s: %s on %s", self.me, exc, message.topic)
+        finally:
+            client.ack(message.mid, message.qos)
+
+    # -- receiving -----------------------------------------------------------------------
+
+    def _take(self, topic: str, payload: bytes, now: datetime) -> Accepted | Rejected:
+        result = self.receiver.receive(topic, payload, now)
+        if isinstance(result, Rejected):
+            if result.reason is Reason.UNKNOWN_KEY:
+                self.inbox.quarantine(topic, payload, result.detail, now)
+                log.info("%s quarantined: %s", self.me, result)
+            elif not result.reason.benign:
+                self.inbox.count_rejection(result.reason.value)
+                log.warning("%s %s", self.me, result)
+            return result
+        h = result.header
+        if h.kind in (Kind.KEYSET, Kind.REVOCATION):
+            self.inbox.save_trust(h.kind, h.sender, h.seq, payload)
+            log.info("%s applied %s %s v%d", self.me, h.kind.label, h.sender, h.seq)
+            self._retry_quarantine(now)
+            return result
+        if self.inbox.add(result, now) and h.kind is Kind.ALERT:
+            self._receipt(h.msg_id, h.sender, ReceiptStatus.DELIVERED)
+        return result
+
+    def _apply_trust(self, data: bytes, now: datetime) -> None:
+        header = open_envelope(data).header
+        self.receiver.receive(trust_topic(header.kind, header.sender), data, now)
+
+    def _retry_quarantine(self, now: datetime) -> None:
+        done = []
+        for ident, topic, data in self.inbox.quarantined():
+            result = self.receiver.receive(topic, data, now)
+            if isinstance(result, Rejected) and result.reason is Reason.UNKNOWN_KEY:
+                continue
+            done.append(ident)
+            if isinstance(result, Accepted):
+                if self.inbox.add(result, now) and result.header.kind is Kind.ALERT:
+                    self._receipt(
+                        result.header.msg_id, result.header.sender, ReceiptStatus.DELIVERED
+                    )
+            elif not result.reason.benign:
+                self.inbox.count_rejection(result.reason.value)
+        if done:
+            self.inbox.release(done)
+
+    def _resend(self, payload: bytes) -> None:
+        request = decode_request(payload)
+        if request.sender != self.me:
+            return
+        for queued in self.outbox.range(request.first, request.last):
+            for topic in queued.topics:
+                self.client.publish(topic, queued.data, qos=1)
+        log.info(
+            "%s resent #%d-%s at the archive's request",
+            self.me,
+            request.first,
+            request.last or "newest",
+        )
+
+    # -- gaps and catch-up -----------------------------------------------------------------
+
+    def _ask(self, sender: str, first: int, last: int | None) -> None:
+        key = (sender, first, last)
+        if time.monotonic() - self._asked.get(key, 0.0) < 30:
+            return
+        self._asked[key] = time.monotonic()
+        request = ReplayRequest(sender=sender, first=first, last=last)
+        self.client.publish(request_topic(self.me), encode_request(request), qos=1)
+
+    def _catch_up(self) -> None:
+        """After a lost session: ask for everything after the newest held, per sender."""
+        senders = {s for s, _ in self.inbox.sequences()}
+        for country in self.receiver.trust.countries:
+            keyset = self.receiver.trust.keyset(country)
+            for entry in keyset.nodes if keyset else ():
+                if entry.role in (Role.HQ, Role.REGIONAL) or entry.node in self._peers():
+                    senders.add(entry.node)
+        for sender in sorted(senders - {self.me}):
+            self._ask(sender, self.receiver.window.top(sender) + 1, None)
+
+    def _peers(self) -> tuple[str, ...]:
+        entry = self.receiver.trust.node(self.me)
+        return entry.counterparts if entry else ()
+
+    def _run_ticker(self) -> None:
+        while not self._stop.wait(self.tick):
+            if not self.connected.is_set():
+                continue
+            try:
+                self._flush()
+                now = self.clock()
+                gaps = self.receiver.gaps(now, self.gap_grace)
+                for gap in gaps:
+                    self._ask(gap.sender, gap.first, gap.last)
+                if time.monotonic() - self._state_written < 2.0:
+                    continue
+                self._state_written = time.monotonic()
+                _, waiting = self.outbox.counts()
+                self.inbox.set_state(
+                    last_contact=now.isoformat(),
+                    outbox_waiting=waiting,
+                    gaps=[[g.sender, g.first, g.last] for g in self.receiver.gaps()],
+                    keysets={
+                        c: k.version
+                        for c in self.receiver.trust.countries
+                        if (k := self.receiver.trust.keyset(c))
+                    },
+                    warnings=self.receiver.trust.warnings(now),
+                )
+            except BloError as exc:
+                log.warning("%s: %s", self.me, exc)

@@ -1,0 +1,300 @@
+"""The node's inbox: accepted messages, quarantine, receipts, counters and link state.
+
+One SQLite file (WAL, ``synchronous=FULL``), shared by the running client and
+the officer's commands (``blo-sub inbox``, ``show``, ``status``). A message is
+in this file before its MQTT acknowledgement is sent, so a crash between the
+two means a redelivery (dropped here as a duplicate), never a loss.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from publisher import connect
+from schemas import (
+    Accepted,
+    Alert,
+    Kind,
+    MsgType,
+    Receipt,
+    ReceiptStatus,
+    Sealed,
+    WireModel,
+    open_envelope,
+)
+
+__all__ = ["Inbox", "Stored"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    msg_id   BLOB    PRIMARY KEY,
+    sender   TEXT    NOT NULL,
+    seq      INTEGER NOT NULL,
+    kind     INTEGER NOT NULL,
+    scope    TEXT    NOT NULL,
+    topic    TEXT    NOT NULL,
+    issued   INTEGER NOT NULL,
+    expires  INTEGER NOT NULL,
+    received INTEGER NOT NULL,
+    read_at  INTEGER,
+    data     BLOB    NOT NULL,
+    UNIQUE (sender, seq)
+);
+CREATE TABLE IF NOT EXISTS receipts (
+    of     BLOB    NOT NULL,
+    node   TEXT    NOT NULL,
+    status INTEGER NOT NULL,
+    at     INTEGER NOT NULL,
+    PRIMARY KEY (of, node, status)
+);
+CREATE TABLE IF NOT EXISTS cancels (target BLOB NOT NULL, by BLOB NOT NULL, kind INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY, topic TEXT NOT NULL, data BLOB NOT NULL,
+    received INTEGER NOT NULL, detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejected (reason TEXT PRIMARY KEY, count INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS trust (
+    key TEXT PRIMARY KEY, version INTEGER NOT NULL, data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A message held in the inbox, with its verified header and decoded body."""
+
+    sealed: Sealed
+    body: WireModel
+    topic: str
+    received: datetime
+    read_at: datetime | None
+
+    @property
+    def msg_id(self) -> bytes:
+        return self.sealed.header.msg_id
+
+
+def _ts(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+class Inbox:
+    """One node's inbox file; safe from several threads and processes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection = connect(path)
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def _write(self, statements: list[tuple[str, tuple[Any, ...]]]) -> int:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                changed = 0
+                for sql, args in statements:
+                    changed += self._db.execute(sql, args).rowcount
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return changed
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- messages ----------------------------------------------------------------------
+
+    def add(self, accepted: Accepted, now: datetime) -> bool:
+        """Commit an accepted message; False if it was already held."""
+        h, body = accepted.header, accepted.body
+        statements: list[tuple[str, tuple[Any, ...]]] = [
+            (
+                "INSERT OR IGNORE INTO messages VALUES (?,?,?,?,?,?,?,?,?,NULL,?)",
+                (
+                    h.msg_id,
+                    h.sender,
+                    h.seq,
+                    int(h.kind),
+                    str(h.scope),
+                    accepted.topic,
+                    int(h.issued.timestamp()),
+                    int(h.expires.timestamp()),
+                    int(now.timestamp()),
+                    accepted.raw,
+                ),
+            )
+        ]
+        if isinstance(body, Receipt):
+            statements.append(
+                (
+                    "INSERT OR IGNORE INTO receipts VALUES (?,?,?,?)",
+                    (
+                        body.of,
+                        h.sender,
+                        list(ReceiptStatus).index(body.status),
+                        int(body.at.timestamp()),
+                    ),
+                )
+            )
+        if isinstance(body, Alert) and body.msg_type is not MsgType.ALERT:
+            statements += [
+                (
+                    "INSERT INTO cancels VALUES (?,?,?)",
+                    (ref, h.msg_id, list(MsgType).index(body.msg_type)),
+                )
+                for ref in body.references
+            ]
+        return self._write(statements) > 0
+
+    def sequences(self) -> list[tuple[str, int]]:
+        """Every (sender, seq) held, to rebuild the replay window at start."""
+        return self._read("SELECT sender, seq FROM messages ORDER BY sender, seq")
+
+    def messages(
+        self, kinds: tuple[Kind, ...] = (Kind.ALERT, Kind.BULLETIN, Kind.INCIDENT)
+    ) -> list[Stored]:
+        """Held messages of ``kinds``, newest first."""
+        wanted = {int(k) for k in kinds}
+        rows = [
+            row[1:]
+            for row in self._read(
+                "SELECT kind, data, topic, received, read_at FROM messages "
+                "ORDER BY issued DESC, seq DESC"
+            )
+            if row[0] in wanted
+        ]
+        return [self._stored(*row) for row in rows]
+
+    def find(self, prefix_hex: str) -> list[Stored]:
+        """Messages whose id (hex) starts with ``prefix_hex``."""
+        rows = self._read(
+            "SELECT data, topic, received, read_at FROM messages WHERE hex(msg_id) LIKE ?",
+            (prefix_hex.upper() + "%",),
+        )
+        return [self._stored(*row) for row in rows]
+
+    @staticmethod
+    def _stored(data: bytes, topic: str, received: int, read_at: int | None) -> Stored:
+        sealed = open_envelope(data)
+        received_at = _ts(received)
+        assert received_at is not None
+        return Stored(sealed, sealed.decode_body(), topic, received_at, _ts(read_at))
+
+    def mark_read(self, msg_id: bytes, now: datetime) -> bool:
+        """Record the first reading; False if it had been read before."""
+        return (
+            self._write(
+                [
+                    (
+                        "UPDATE messages SET read_at = ? WHERE msg_id = ? AND read_at IS NULL",
+                        (int(now.timestamp()), msg_id),
+                    )
+                ]
+            )
+            > 0
+        )
+
+    def cancelled(self) -> dict[bytes, int]:
+        """Alert ids replaced (1: updated) or cancelled (2) by a later alert."""
+        return {target: kind for target, kind in self._read("SELECT target, kind FROM cancels")}
+
+    def receipts(self, of: bytes) -> dict[str, dict[str, datetime]]:
+        """Receipts for message ``of``: node -> {"delivered": when, "read": when}."""
+        out: dict[str, dict[str, datetime]] = {}
+        statuses = list(ReceiptStatus)
+        for node, status, at in self._read(
+            "SELECT node, status, at FROM receipts WHERE of = ?", (of,)
+        ):
+            when = _ts(at)
+            assert when is not None
+            out.setdefault(node, {})[statuses[status].value] = when
+        return out
+
+    def count(self) -> int:
+        """How many messages are held (all kinds)."""
+        return int(self._read("SELECT count(*) FROM messages")[0][0])
+
+    # -- quarantine, rejections, trust, state ------------------------------------------------
+
+    def quarantine(self, topic: str, data: bytes, detail: str, now: datetime) -> None:
+        """Keep a message signed by a key not yet known, for a retry."""
+        self._write(
+            [
+                (
+                    "INSERT INTO quarantine (topic, data, received, detail) VALUES (?,?,?,?)",
+                    (topic, data, int(now.timestamp()), detail),
+                )
+            ]
+        )
+
+    def quarantined(self) -> list[tuple[int, str, bytes]]:
+        """(id, topic, data) of every quarantined message."""
+        return self._read("SELECT id, topic, data FROM quarantine ORDER BY id")
+
+    def release(self, ids: list[int]) -> None:
+        """Drop quarantined messages (after they were accepted or finally refused)."""
+        self._write([("DELETE FROM quarantine WHERE id = ?", (i,)) for i in ids])
+
+    def count_rejection(self, reason: str) -> None:
+        """Count one refused message."""
+        self._write(
+            [
+                (
+                    "INSERT INTO rejected VALUES (?, 1) "
+                    "ON CONFLICT(reason) DO UPDATE SET count = count + 1",
+                    (reason,),
+                )
+            ]
+        )
+
+    def rejections(self) -> dict[str, int]:
+        """Refused messages by reason."""
+        return dict(self._read("SELECT reason, count FROM rejected ORDER BY reason"))
+
+    def save_trust(self, kind: Kind, country: str, version: int, data: bytes) -> None:
+        """Keep the newest keyset or revocation list of ``country``."""
+        self._write(
+            [
+                (
+                    "INSERT INTO trust VALUES (?,?,?) ON CONFLICT(key) DO UPDATE SET "
+                    "version = excluded.version, data = excluded.data "
+                    "WHERE excluded.version > version",
+                    (f"{kind.label}:{country}", version, data),
+                )
+            ]
+        )
+
+    def trust_messages(self) -> list[bytes]:
+        """Every kept trust message (keysets first)."""
+        return [row[0] for row in self._read("SELECT data FROM trust ORDER BY key")]
+
+    def set_state(self, **values: Any) -> None:
+        """Record link state and other facts for ``blo-sub status``."""
+        self._write(
+            [
+                (
+                    "INSERT INTO state VALUES (?,?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (key, json.dumps(value)),
+                )
+                for key, value in values.items()
+            ]
+        )
+
+    def state(self) -> dict[str, Any]:
+        """What the running client last recorded."""
+        return {key: json.loads(value) for key, value in self._read("SELECT key, value FROM state")}
+
+    def close(self) -> None:
+        """Close the file."""
+        with self._lock:
+            self._db.close()
