@@ -211,9 +211,16 @@ class ArchiveService:
             self.client.publish(trust_topic(header.kind, header.sender), data, qos=1, retain=True)
 
     def _tick(self) -> None:
+        published: list[bytes] = []
         while not self._stop.wait(1.0):
             if not self.connected.is_set():
                 continue
+            # A new keyset or revocation list in the PKI folder goes out at once, retained.
+            if self.trust_source is not None:
+                current = self.trust_source()
+                if current != published:
+                    published = current
+                    self.publish_trust()
             now = self.clock()
             for gap in self.receiver.gaps(now, self.gap_grace):
                 key = (gap.sender, gap.first, gap.last)

@@ -247,12 +247,19 @@ class NodeClient:
     def _take(self, topic: str, payload: bytes, now: datetime) -> Accepted | Rejected:
         result = self.receiver.receive(topic, payload, now)
         if isinstance(result, Rejected):
+            trust_echo = result.header is not None and result.header.kind in (
+                Kind.KEYSET,
+                Kind.REVOCATION,
+            )
             if result.reason is Reason.UNKNOWN_KEY:
                 self.inbox.quarantine(topic, payload, result.detail, now)
                 log.info("%s quarantined: %s", self.me, result)
-            elif not result.reason.benign:
+            elif not trust_echo:
+                # Duplicates are counted too (a replay attack shows as a rising count),
+                # but only refusals that are not the normal echo of at-least-once are logged.
                 self.inbox.count_rejection(result.reason.value)
-                log.warning("%s %s", self.me, result)
+                if not result.reason.benign:
+                    log.warning("%s %s", self.me, result)
             return result
         h = result.header
         if h.kind in (Kind.KEYSET, Kind.REVOCATION):

@@ -1,4 +1,4 @@
-"""Nodes over real brokers: HQ alerts, tablets store and receipt, incidents written offline arrive."""
+"""Nodes over real brokers: alerts, receipts, and incidents written offline."""
 
 from __future__ import annotations
 
