@@ -40,6 +40,7 @@ from schemas import (
     country_of,
     decode_request,
     encode_request,
+    is_node_id,
     open_envelope,
     replay_topic,
     resend_topic,
@@ -78,12 +79,15 @@ class ArchiveService:
         *,
         trust_source: Callable[[], list[bytes]] | None = None,
         gap_grace: timedelta = timedelta(seconds=5),
+        probe_every: float = 60.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.bundle = bundle
         self.host, self.port = host, port
         self.clock = clock
         self.gap_grace = gap_grace
+        self.probe_every = probe_every
+        self._probed = time.monotonic()
         self.trust_source = trust_source
         self.store = ArchiveStore(db)
         self.trust: TrustStore = bundle.trust_store(clock())
@@ -106,6 +110,9 @@ class ArchiveService:
         )
         self.client.tls_set(ca_certs=str(ca), certfile=str(cert), keyfile=str(key))
         self.client.reconnect_delay_set(min_delay=1, max_delay=5)
+        # A busy broker may take seconds to answer CONNECT; giving up after paho's
+        # default 5 s makes a second connection that takes the first one's session over.
+        self.client.connect_timeout = 30.0
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -231,3 +238,17 @@ class ArchiveService:
                 self.client.publish(resend_topic(gap.sender), encode_request(request), qos=1)
                 self.stats["resend_asked"] += 1
                 log.info("asked %s to resend #%d-%d", gap.sender, gap.first, gap.last)
+            if time.monotonic() - self._probed >= self.probe_every:
+                self._probe()
+
+    def _probe(self) -> None:
+        """Ask every sender for anything after the newest held: finds a lost tail.
+
+        A broker that acknowledged a sender's last messages and then died leaves
+        no gap behind; the sender's outbox answers with nothing if nothing is newer.
+        """
+        self._probed = time.monotonic()
+        for sender in {s for s, _ in self.store.sequences() if is_node_id(s)}:
+            first = self.receiver.window.top(sender) + 1
+            request = ReplayRequest(sender=sender, first=first)
+            self.client.publish(resend_topic(sender), encode_request(request), qos=1)

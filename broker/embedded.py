@@ -34,7 +34,7 @@ from broker.plugins import AclPlugin
 from broker.registry import Identity, Registry
 from schemas import BloError
 
-__all__ = ["EmbeddedBroker", "GuardedReader"]
+__all__ = ["EmbeddedBroker", "GuardedReader", "SnapshotDict"]
 
 log = logging.getLogger("blo.broker")
 _NOT_AUTHORIZED = b"\x20\x02\x00\x05"
@@ -104,6 +104,30 @@ class GuardedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt is untyped
         self._reader.feed_eof()
 
 
+class SnapshotDict(dict):  # type: ignore[type-arg]
+    """A dict whose iteration runs over a snapshot.
+
+    amqtt 0.12.1 iterates its subscription table across ``await`` points
+    (``_run_broadcast``, ``_handle_client_session``, ``_del_all_subscriptions``)
+    while other connections subscribe or go away. The iteration then fails with
+    "dictionary changed size during iteration" and the broadcast in progress
+    is lost for every subscriber not yet reached (seen in the soak test under
+    link cuts). Iterating over a copy is what those loops need.
+    """
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(list(super().keys()))
+
+    def keys(self):  # type: ignore[no-untyped-def]
+        return list(super().keys())
+
+    def items(self):  # type: ignore[no-untyped-def]
+        return list(super().items())
+
+    def values(self):  # type: ignore[no-untyped-def]
+        return list(super().values())
+
+
 def _server_context(settings: BrokerSettings) -> ssl.SSLContext:
     pki = settings.pki
     cert = pki / "servers" / settings.server / "tls.crt"
@@ -162,6 +186,7 @@ class EmbeddedBroker:
             },
         }
         self._amqtt = Broker(config)
+        self._amqtt._subscriptions = SnapshotDict()  # see SnapshotDict: an amqtt 0.12.1 bug
         await self._amqtt.start()
         try:
             self._server = await asyncio.start_server(

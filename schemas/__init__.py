@@ -31,7 +31,16 @@ from schemas.errors import (
     UnsupportedError,
     WireError,
 )
-from schemas.ids import COUNTRIES, CountryCode, NodeId, RegionName, Scope, ScopeKind, country_of
+from schemas.ids import (
+    COUNTRIES,
+    CountryCode,
+    NodeId,
+    RegionName,
+    Scope,
+    ScopeKind,
+    country_of,
+    is_node_id,
+)
 from schemas.kinds import Kind, Role
 from schemas.messages import (
     Agency,
@@ -142,6 +151,7 @@ __all__ = [
     "decode_request",
     "draft_from_document",
     "encode_request",
+    "is_node_id",
     "key_id_of",
     "matches",
     "may_send",

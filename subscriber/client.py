@@ -74,6 +74,7 @@ class NodeClient:
         *,
         gap_grace: timedelta = timedelta(seconds=10),
         tick: float = 0.5,
+        catch_up_every: float = 60.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.bundle = bundle
@@ -82,6 +83,8 @@ class NodeClient:
         self.clock = clock
         self.gap_grace = gap_grace
         self.tick = tick
+        self.catch_up_every = catch_up_every
+        self._caught_up = 0.0
         self.inbox = Inbox(data / "inbox.sqlite3")
         self.outbox = Outbox(data / "outbox.sqlite3", bundle.signer())
         self.receiver = Receiver(bundle.trust_store(clock()), me=self.me)
@@ -92,9 +95,8 @@ class NodeClient:
             self.receiver.window.commit(sender, seq, now)
         self.connected = threading.Event()
         self._stop = threading.Event()
-        self._inflight: dict[int, set[int]] = {}  # outbox seq -> unacknowledged mids
-        self._mids: dict[int, int] = {}  # mid -> outbox seq
-        self._lock = threading.Lock()
+        # outbox seq -> (paho message infos, when published); the ticker's alone
+        self._inflight: dict[int, tuple[list[mqtt.MQTTMessageInfo], float]] = {}
         self._asked: dict[tuple[str, int, int | None], float] = {}
         self._state_written = 0.0
         self._ticker: threading.Thread | None = None
@@ -109,11 +111,13 @@ class NodeClient:
         )
         self.client.tls_set(ca_certs=str(ca), certfile=str(cert), keyfile=str(key))
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        # A busy broker may take seconds to answer CONNECT; giving up after paho's
+        # default 5 s makes a second connection that takes the first one's session over.
+        self.client.connect_timeout = 30.0
         self.client.max_inflight_messages_set(100)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
-        self.client.on_publish = self._on_publish
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -163,36 +167,30 @@ class NodeClient:
         self.send(Receipt(of=of, status=status, at=now), Scope.node(to))
 
     def _flush(self) -> None:
-        for queued in self.outbox.pending(limit=200):
-            with self._lock:
-                if queued.seq in self._inflight:
-                    continue
-                mids = set()
-                for topic in queued.topics:
-                    info = self.client.publish(topic, queued.data, qos=1)
-                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                        break
-                    mids.add(info.mid)
-                    self._mids[info.mid] = queued.seq
-                else:
-                    self._inflight[queued.seq] = mids
-                    continue
-                for mid in mids:
-                    self._mids.pop(mid, None)
-                return  # not connected: try again on the next tick
+        """Publish what the outbox holds; mark it sent once every topic is acknowledged.
 
-    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: Any, p: Any) -> None:
-        with self._lock:
-            seq = self._mids.pop(mid, None)
-            if seq is None:
-                return
-            waiting = self._inflight.get(seq, set())
-            waiting.discard(mid)
-            done = not waiting
+        Runs on the ticker thread only and polls paho's message info rather than
+        taking a lock in ``on_publish``: paho calls ``on_publish`` holding its own
+        lock, and a lock of ours taken on both sides deadlocked a client under cuts.
+        """
+        now = time.monotonic()
+        for seq, (infos, since) in list(self._inflight.items()):
+            try:
+                done = all(info.is_published() for info in infos)
+            except (RuntimeError, ValueError):  # the publish failed: try again
+                done, since = False, 0.0
             if done:
-                self._inflight.pop(seq, None)
-        if done:
-            self.outbox.mark_sent(seq, self.clock())
+                self.outbox.mark_sent(seq, self.clock())
+                del self._inflight[seq]
+            elif now - since > 30:
+                del self._inflight[seq]
+        for queued in self.outbox.pending(limit=200):
+            if queued.seq in self._inflight:
+                continue
+            infos = [self.client.publish(topic, queued.data, qos=1) for topic in queued.topics]
+            if any(info.rc != mqtt.MQTT_ERR_SUCCESS for info in infos):
+                return  # not connected: the next tick tries again
+            self._inflight[queued.seq] = (infos, now)
 
     # -- MQTT callbacks ------------------------------------------------------------------
 
@@ -206,11 +204,10 @@ class NodeClient:
         if entry is None or keyset is None:
             log.error("%s is not in its keyset: re-enrol this node", self.me)
             return
+        # Subscribe on every connect, kept session or not: a link cut before the
+        # SUBACK leaves a kept session without the subscription (seen under cuts).
         for pattern in rules_for(entry, keyset.nodes).read:
             client.subscribe(pattern, qos=1)
-        with self._lock:
-            self._inflight.clear()
-            self._mids.clear()
         self.connected.set()
         now = self.clock()
         self.inbox.set_state(link="up", last_contact=now.isoformat())
@@ -251,10 +248,12 @@ class NodeClient:
                 Kind.KEYSET,
                 Kind.REVOCATION,
             )
-            if result.reason is Reason.UNKNOWN_KEY:
+            if result.reason is Reason.UNKNOWN_KEY and not trust_echo:
                 self.inbox.quarantine(topic, payload, result.detail, now)
                 log.info("%s quarantined: %s", self.me, result)
-            elif not trust_echo:
+            elif trust_echo:
+                log.debug("%s %s", self.me, result)  # e.g. a root this node does not pin
+            else:
                 # Duplicates are counted too (a replay attack shows as a rising count),
                 # but only refusals that are not the normal echo of at-least-once are logged.
                 self.inbox.count_rejection(result.reason.value)
@@ -317,7 +316,13 @@ class NodeClient:
         self.client.publish(request_topic(self.me), encode_request(request), qos=1)
 
     def _catch_up(self) -> None:
-        """After a lost session: ask for everything after the newest held, per sender."""
+        """Ask the archive for everything after the newest held, per sender.
+
+        Sent on every connect and every ``catch_up_every`` seconds: sequence gaps
+        show a lost message only once a later one arrives; this also finds a
+        lost tail. The archive answers with nothing when nothing is newer.
+        """
+        self._caught_up = time.monotonic()
         senders = {s for s, _ in self.inbox.sequences()}
         for country in self.receiver.trust.countries:
             keyset = self.receiver.trust.keyset(country)
@@ -325,7 +330,9 @@ class NodeClient:
                 if entry.role in (Role.HQ, Role.REGIONAL) or entry.node in self._peers():
                     senders.add(entry.node)
         for sender in sorted(senders - {self.me}):
-            self._ask(sender, self.receiver.window.top(sender) + 1, None)
+            first = self.receiver.window.top(sender) + 1
+            request = ReplayRequest(sender=sender, first=first)
+            self.client.publish(request_topic(self.me), encode_request(request), qos=1)
 
     def _peers(self) -> tuple[str, ...]:
         entry = self.receiver.trust.node(self.me)
@@ -341,6 +348,8 @@ class NodeClient:
                 gaps = self.receiver.gaps(now, self.gap_grace)
                 for gap in gaps:
                     self._ask(gap.sender, gap.first, gap.last)
+                if time.monotonic() - self._caught_up >= self.catch_up_every:
+                    self._catch_up()
                 if time.monotonic() - self._state_written < 2.0:
                     continue
                 self._state_written = time.monotonic()

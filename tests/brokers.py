@@ -60,6 +60,7 @@ class Network:
         kh = Pki(self.kh)
         kh.init("kh", "kh-nacd", now)
         kh.import_root(self.vn)
+        kh.write_bundle("kh-nacd")  # re-issued so HQ's bundle pins Viet Nam's root too
         for node, role, regions, peers in KH_NODES:
             kh.issue(node, role, now, regions=regions, counterparts=peers)
         kh.server("broker", ["localhost", "127.0.0.1"], now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,31 @@ def broker(request: pytest.FixtureRequest, network: object) -> object:
     start = embedded_broker if request.param == "amqtt" else mosquitto_broker
     with start(network) as handle:  # type: ignore[operator]
         yield handle
+
+
+@pytest.fixture
+def nodes(broker: object, tmp_path: Path) -> Iterator[object]:
+    """Node clients, beside the archive (which publishes the current keysets, retained)."""
+    from datetime import timedelta
+
+    from nodekit import Nodes
+
+    from broker.archive_service import ArchiveService
+    from certs import EnrolmentBundle, Pki
+
+    archive = ArchiveService(
+        EnrolmentBundle.load(broker.network.bundle("kh-archive")),
+        "127.0.0.1",
+        broker.port,
+        tmp_path / "archive.sqlite3",
+        trust_source=Pki(broker.network.kh).trust_messages,
+        gap_grace=timedelta(seconds=1),
+        probe_every=3.0,
+    )
+    archive.start()
+    assert archive.connected.wait(10)
+    group = Nodes(broker.network, broker.port, tmp_path)
+    group.archive = archive  # type: ignore[attr-defined]
+    yield group
+    group.stop_all()
+    archive.stop()

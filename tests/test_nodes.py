@@ -2,83 +2,18 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from brokers import BrokerHandle, Network, free_port
+from brokers import free_port
 from netsim import ALERT
+from nodekit import Nodes, wait_for
 
-from broker.archive_service import ArchiveService
-from certs import EnrolmentBundle, Pki
 from publisher.cli import main as pub_main
 from schemas import Crime, Incident, Kind, Position, Scope
-from subscriber import NodeClient
 from subscriber.cli import main as sub_main
 
 ALERT_TIME = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
-
-
-def wait_for(predicate: Callable[[], bool], seconds: float = 20.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
-class Nodes:
-    """Running clients of a test network, each with its own data folder."""
-
-    def __init__(self, network: Network, port: int, root: Path) -> None:
-        self.network, self.port, self.root = network, port, root
-        self.running: dict[str, NodeClient] = {}
-
-    def folder(self, node: str) -> Path:
-        return self.root / "nodes" / node
-
-    def start(self, node: str, port: int | None = None) -> NodeClient:
-        client = NodeClient(
-            EnrolmentBundle.load(self.network.bundle(node)),
-            "127.0.0.1",
-            port or self.port,
-            self.folder(node),
-            gap_grace=timedelta(seconds=1),
-            tick=0.2,
-        )
-        client.start()
-        self.running[node] = client
-        return client
-
-    def stop(self, node: str) -> None:
-        self.running.pop(node).stop()
-
-    def stop_all(self) -> None:
-        for node in list(self.running):
-            self.stop(node)
-
-
-@pytest.fixture
-def nodes(broker: BrokerHandle, tmp_path: Path) -> Iterator[Nodes]:
-    """Node clients, beside the archive (which publishes the current keysets, retained)."""
-    archive = ArchiveService(
-        EnrolmentBundle.load(broker.network.bundle("kh-archive")),
-        "127.0.0.1",
-        broker.port,
-        tmp_path / "archive.sqlite3",
-        trust_source=Pki(broker.network.kh).trust_messages,
-        gap_grace=timedelta(seconds=1),
-    )
-    archive.start()
-    assert archive.connected.wait(10)
-    group = Nodes(broker.network, broker.port, tmp_path)
-    group.archive = archive  # type: ignore[attr-defined]
-    yield group
-    group.stop_all()
-    archive.stop()
 
 
 def test_alert_delivered_read_and_receipted(

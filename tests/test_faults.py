@@ -1,0 +1,186 @@
+"""Faults at the ends: a tablet killed again and again, a revocation learned late, forged input."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from brokers import BrokerHandle, Network, embedded_broker
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from mqttc import TestClient
+from netsim import ALERT
+from nodekit import Nodes, wait_for
+
+from certs import EnrolmentBundle, Pki
+from schemas import Scope, Signer, seal
+from subscriber import Inbox
+from subscriber.cli import main as sub_main
+
+KILLS = int(os.environ.get("BLO_TABLET_KILLS", "20"))
+
+
+def test_tablet_killed_repeatedly_keeps_a_complete_consistent_inbox(
+    network: Network, tmp_path: Path
+) -> None:
+    count = 150
+    rng = random.Random(3)
+    with embedded_broker(network) as handle:
+        group = Nodes(network, handle.port, tmp_path)
+        from broker.archive_service import ArchiveService
+
+        archive = ArchiveService(
+            EnrolmentBundle.load(network.bundle("kh-archive")),
+            "127.0.0.1",
+            handle.port,
+            tmp_path / "archive.sqlite3",
+            trust_source=Pki(network.kh).trust_messages,
+            gap_grace=timedelta(seconds=1),
+            probe_every=3.0,
+        )
+        archive.start()
+        hq = group.start("kh-nacd")
+        data = tmp_path / "tablet"
+        command = [
+            sys.executable,
+            "-m",
+            "subscriber.cli",
+            "run",
+            "--bundle",
+            str(network.bundle("kh-blo-bavet")),
+            "--data",
+            str(data),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(handle.port),
+        ]
+        log = (tmp_path / "tablet.log").open("ab")
+        try:
+            assert hq.connected.wait(10)
+            sent = 0
+            for _ in range(KILLS):
+                tablet = subprocess.Popen(command, stdout=log, stderr=log)
+                # HQ keeps publishing while the tablet lives, then it dies mid-stream.
+                for _ in range(count // KILLS):
+                    hq.send(ALERT, Scope.country("kh"))
+                    sent += 1
+                time.sleep(rng.uniform(0.2, 1.2))
+                tablet.send_signal(signal.SIGKILL)
+                tablet.wait(5)
+            while sent < count:
+                hq.send(ALERT, Scope.country("kh"))
+                sent += 1
+            tablet = subprocess.Popen(command, stdout=log, stderr=log)
+            inbox = Inbox(data / "inbox.sqlite3")
+
+            def complete() -> bool:
+                return [s for n, s in inbox.sequences() if n == "kh-nacd"] == list(
+                    range(1, count + 1)
+                )
+
+            assert wait_for(complete, 120), len(inbox.sequences())
+            tablet.send_signal(signal.SIGTERM)
+            assert tablet.wait(10) == 0
+        finally:
+            log.close()
+            group.stop_all()
+            archive.stop()
+    db = sqlite3.connect(data / "inbox.sqlite3")
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    rows = db.execute(
+        "SELECT count(*), count(DISTINCT msg_id) FROM messages WHERE sender = 'kh-nacd'"
+    ).fetchone()
+    assert rows == (count, count)  # complete, and each exactly once
+
+
+def test_offline_tablet_learns_revocation_on_reconnect(broker: BrokerHandle, nodes: Nodes) -> None:
+    rc = nodes.start("kh-rc")
+    bavet = nodes.start("kh-blo-bavet")
+    assert rc.connected.wait(10)
+    assert bavet.connected.wait(10)
+    before = rc.send(ALERT, Scope.all())
+    assert wait_for(lambda: before in [s.msg_id for s in bavet.inbox.messages()])
+    nodes.stop("kh-blo-bavet")  # the tablet goes offline
+    rc.send(ALERT, Scope.all())  # sent before the revocation: legitimately its
+    old = Pki(broker.network.kh).keyset().version
+    Pki(broker.network.kh).revoke("kh-rc", datetime.now(UTC), reason="tablet lost")
+    bavet = nodes.start("kh-blo-bavet")
+    assert wait_for(lambda: (bavet.inbox.state().get("keysets") or {}).get("kh", 0) > old)
+    # From now on anything signed by kh-rc is refused, replays of old messages included.
+    from schemas import ReplayRequest, encode_request
+
+    request = ReplayRequest(sender="kh-rc", first=1)
+    bavet.client.publish("blo/request/kh-blo-bavet", encode_request(request), qos=1)
+    assert wait_for(lambda: bavet.inbox.rejections().get("revoked_key", 0) >= 1)
+
+
+def test_forged_tampered_and_replayed_envelopes_are_shown_nowhere(
+    broker: BrokerHandle,
+    nodes: Nodes,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "160")
+    rc = nodes.start("kh-rc")
+    tablets = [nodes.start(n) for n in ("kh-blo-bavet", "kh-blo-poipet")]
+    assert all(c.connected.wait(10) for c in [rc, *tablets])
+    genuine = rc.send(ALERT, Scope.all())
+    assert wait_for(lambda: all(t.inbox.count() == 1 for t in tablets))
+    sealed = tablets[0].inbox.messages()[0].sealed
+    original = sealed.signed + sealed.signature
+    nodes.stop("kh-rc")
+    # The attacker holds kh-rc's connection (allowed to publish on blo/all) and
+    # HQ's (allowed on blo/country/kh), but not kh-rc's signing key.
+    attacker = TestClient(broker.network.bundle("kh-rc"), broker.port, clean=True)
+    hq = TestClient(broker.network.bundle("kh-nacd"), broker.port, clean=True)
+    assert attacker.connect()
+    assert hq.connect()
+    now = datetime.now(UTC).replace(microsecond=0)
+    forged = seal(
+        Signer("kh-rc", Ed25519PrivateKey.generate()),
+        ALERT,
+        seq=2,
+        scope=Scope.all(),
+        issued=now,
+        expires=now + timedelta(days=1),
+    )
+    tampered = bytearray(original)
+    tampered[-100] ^= 0x01  # inside the body, before the signature
+    assert attacker.publish("blo/all", forged)
+    assert attacker.publish("blo/all", bytes(tampered))
+    assert attacker.publish("blo/all", original)  # a replay
+    assert hq.publish("blo/country/kh", original)  # replayed onto another topic
+    attacker.close()
+    hq.close()
+
+    def refused(tablet: object) -> bool:
+        counts = tablet.inbox.rejections()  # type: ignore[attr-defined]
+        return all(counts.get(r) for r in ("bad_signature", "duplicate", "wrong_topic")) and bool(
+            tablet.inbox.quarantined()
+        )  # type: ignore[attr-defined]
+
+    for tablet in tablets:
+        assert wait_for(lambda t=tablet: refused(t)), tablet.inbox.rejections()
+        assert [s.msg_id for s in tablet.inbox.messages()] == [genuine]  # shown nowhere
+    args = [
+        "--bundle",
+        str(broker.network.bundle("kh-blo-bavet")),
+        "--data",
+        str(nodes.folder("kh-blo-bavet")),
+    ]
+    capsys.readouterr()
+    assert sub_main(["status", *args]) == 0
+    out = capsys.readouterr().out
+    for word in ("bad_signature: 1", "wrong_topic: 1", "1 quarantined"):
+        assert word in out
+    capsys.readouterr()
+    assert sub_main(["inbox", *args]) == 0
+    assert "inbox (1)" in capsys.readouterr().out
