@@ -97,7 +97,7 @@ class NodeClient:
         self._stop = threading.Event()
         # outbox seq -> (paho message infos, when published); the ticker's alone
         self._inflight: dict[int, tuple[list[mqtt.MQTTMessageInfo], float]] = {}
-        self._asked: dict[tuple[str, int, int | None], float] = {}
+        self._asked: dict[str, float] = {}
         self._state_written = 0.0
         self._ticker: threading.Thread | None = None
         folder = Path(tempfile.mkdtemp(prefix=f"blo-{self.me}-tls-"))
@@ -308,10 +308,14 @@ class NodeClient:
     # -- gaps and catch-up -----------------------------------------------------------------
 
     def _ask(self, sender: str, first: int, last: int | None) -> None:
-        key = (sender, first, last)
-        if time.monotonic() - self._asked.get(key, 0.0) < 30:
+        """Ask the archive for ``first``..``last`` of ``sender``, at most once per grace period.
+
+        Limited per sender, not per range: a gap that shrinks as replays arrive
+        is not asked for again until the earlier answer had time to come.
+        """
+        if time.monotonic() - self._asked.get(sender, 0.0) < 3 * self.gap_grace.total_seconds():
             return
-        self._asked[key] = time.monotonic()
+        self._asked[sender] = time.monotonic()
         request = ReplayRequest(sender=sender, first=first, last=last)
         self.client.publish(request_topic(self.me), encode_request(request), qos=1)
 
@@ -345,9 +349,12 @@ class NodeClient:
             try:
                 self._flush()
                 now = self.clock()
-                gaps = self.receiver.gaps(now, self.gap_grace)
-                for gap in gaps:
-                    self._ask(gap.sender, gap.first, gap.last)
+                spans: dict[str, tuple[int, int]] = {}
+                for gap in self.receiver.gaps(now, self.gap_grace):
+                    low, high = spans.get(gap.sender, (gap.first, gap.last))
+                    spans[gap.sender] = (min(low, gap.first), max(high, gap.last))
+                for sender, (first, last) in spans.items():
+                    self._ask(sender, first, last)
                 if time.monotonic() - self._caught_up >= self.catch_up_every:
                     self._catch_up()
                 if time.monotonic() - self._state_written < 2.0:

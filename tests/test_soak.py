@@ -26,7 +26,7 @@ from broker.archive_service import ArchiveService
 from certs import EnrolmentBundle, Pki
 from schemas import Crime, Incident, Kind, Position, Role, Scope
 
-ALERTS = int(os.environ.get("BLO_SOAK_ALERTS", "300"))
+ALERTS = int(os.environ.get("BLO_SOAK_ALERTS", "150"))
 INCIDENTS = int(os.environ.get("BLO_SOAK_INCIDENTS", "30"))
 TABLETS = [f"kh-blo-t{i:02d}" for i in range(1, 13)]
 
