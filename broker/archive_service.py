@@ -16,7 +16,6 @@ tablets learn of new keysets and revocations on connect.
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -25,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from broker.archive import ArchiveStore, entitled
+from broker.errors import BrokerError
 from certs import EnrolmentBundle
 from schemas import (
     Accepted,
@@ -47,23 +46,12 @@ from schemas import (
     trust_topic,
 )
 from schemas.access import rules_for
+from subscriber import node_client
 
 __all__ = ["ArchiveService"]
 
 log = logging.getLogger("blo.archive")
 
-SUBSCRIPTIONS = [
-    "blo/all",
-    "blo/country/+",
-    "blo/region/+",
-    "blo/node/+",
-    "blo/incident/+/+",
-    "blo/receipt/+/+",
-    "blo/bulletin/+/+",
-    "blo/trust/+/keyset",
-    "blo/trust/+/revocation",
-    "blo/request/+",
-]
 MAX_REPLAY = 10_000
 
 
@@ -99,20 +87,7 @@ class ArchiveService:
         self._ticker: threading.Thread | None = None
         self.connected = threading.Event()
         self.stats = {"stored": 0, "rejected": 0, "replayed": 0, "resend_asked": 0}
-        folder = Path(tempfile.mkdtemp(prefix="blo-archive-tls-"))
-        ca, cert, key = bundle.write_tls(folder)
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=bundle.node,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-            manual_ack=True,
-        )
-        self.client.tls_set(ca_certs=str(ca), certfile=str(cert), keyfile=str(key))
-        self.client.reconnect_delay_set(min_delay=1, max_delay=5)
-        # A busy broker may take seconds to answer CONNECT; giving up after paho's
-        # default 5 s makes a second connection that takes the first one's session over.
-        self.client.connect_timeout = 30.0
+        self.client = node_client(bundle, max_reconnect_delay=5)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -141,11 +116,21 @@ class ArchiveService:
         if rc.is_failure:
             log.error("archive %s refused by the broker: %s", self.bundle.node, rc)
             return
-        for topic in SUBSCRIPTIONS:
+        for topic in self._subscriptions():
             client.subscribe(topic, qos=1)
         self.connected.set()
         log.info("archive %s connected, %d envelopes held", self.bundle.node, self.store.count())
         self.publish_trust()
+
+    def _subscriptions(self) -> list[str]:
+        """What the archive role may read (schemas.access), its own replies excepted."""
+        me = self.bundle.node
+        entry = self.trust.node(me)
+        keyset = self.trust.keyset(country_of(me))
+        if entry is None or keyset is None:
+            raise BrokerError(f"{me} is not in its keyset: re-issue the archive's bundle")
+        own = {replay_topic(me), resend_topic(me)}
+        return [t for t in rules_for(entry, keyset.nodes).read if t not in own]
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, f: Any, rc: Any, p: Any) -> None:
         self.connected.clear()

@@ -7,6 +7,7 @@ SQLite files: the inbox (inbox.py) and the outbox (publisher.Outbox).
 
 from subscriber.client import NodeClient
 from subscriber.inbox import Inbox, Stored
+from subscriber.link import node_client
 from subscriber.views import headline, inbox_table, message_view, status_table
 
 __all__ = [
@@ -16,5 +17,6 @@ __all__ = [
     "headline",
     "inbox_table",
     "message_view",
+    "node_client",
     "status_table",
 ]

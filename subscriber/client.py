@@ -18,7 +18,6 @@ The same client runs on a BLO tablet and at an HQ (``blo-sub run``):
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from certs import EnrolmentBundle
 from publisher import Outbox
@@ -55,6 +53,7 @@ from schemas import (
     trust_topic,
 )
 from subscriber.inbox import Inbox
+from subscriber.link import node_client
 
 __all__ = ["NodeClient"]
 
@@ -100,21 +99,7 @@ class NodeClient:
         self._asked: dict[str, float] = {}
         self._state_written = 0.0
         self._ticker: threading.Thread | None = None
-        folder = Path(tempfile.mkdtemp(prefix=f"blo-{self.me}-tls-"))
-        ca, cert, key = bundle.write_tls(folder)
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.me,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-            manual_ack=True,
-        )
-        self.client.tls_set(ca_certs=str(ca), certfile=str(cert), keyfile=str(key))
-        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
-        # A busy broker may take seconds to answer CONNECT; giving up after paho's
-        # default 5 s makes a second connection that takes the first one's session over.
-        self.client.connect_timeout = 30.0
-        self.client.max_inflight_messages_set(100)
+        self.client = node_client(bundle)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
