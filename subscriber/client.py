@@ -94,8 +94,9 @@ class NodeClient:
             self.receiver.window.commit(sender, seq, now)
         self.connected = threading.Event()
         self._stop = threading.Event()
-        # outbox seq -> (paho message infos, when published); the ticker's alone
-        self._inflight: dict[int, tuple[list[mqtt.MQTTMessageInfo], float]] = {}
+        # outbox seq -> paho message infos; the ticker's alone.
+        # After a restart it is empty, so everything unsent in the outbox goes again.
+        self._inflight: dict[int, list[mqtt.MQTTMessageInfo]] = {}
         self._asked: dict[str, float] = {}
         self._state_written = 0.0
         self._ticker: threading.Thread | None = None
@@ -158,24 +159,24 @@ class NodeClient:
         taking a lock in ``on_publish``: paho calls ``on_publish`` holding its own
         lock, and a lock of ours taken on both sides deadlocked a client under cuts.
         """
-        now = time.monotonic()
-        for seq, (infos, since) in list(self._inflight.items()):
+        for seq, infos in list(self._inflight.items()):
             try:
                 done = all(info.is_published() for info in infos)
-            except (RuntimeError, ValueError):  # the publish failed: try again
-                done, since = False, 0.0
+            except (RuntimeError, ValueError):  # paho gave the publish up: queue it again
+                del self._inflight[seq]
+                continue
             if done:
                 self.outbox.mark_sent(seq, self.clock())
                 del self._inflight[seq]
-            elif now - since > 30:
-                del self._inflight[seq]
+            # Otherwise paho still holds it and resends it after a reconnect by itself
+            # (persistent session); publishing it again here only multiplied duplicates.
         for queued in self.outbox.pending(limit=200):
             if queued.seq in self._inflight:
                 continue
             infos = [self.client.publish(topic, queued.data, qos=1) for topic in queued.topics]
             if any(info.rc != mqtt.MQTT_ERR_SUCCESS for info in infos):
                 return  # not connected: the next tick tries again
-            self._inflight[queued.seq] = (infos, now)
+            self._inflight[queued.seq] = infos
 
     # -- MQTT callbacks ------------------------------------------------------------------
 
