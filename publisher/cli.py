@@ -263,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _receipts(bundle, folder, args.id, console)
         args.bundle_node = bundle.node
         outbox = Outbox(folder / "outbox.sqlite3", bundle.signer())
-        now = datetime.now(UTC).replace(microsecond=0)
+        # The sender's local time and offset (an officer in Phnom Penh reads +07:00).
+        now = datetime.now().astimezone().replace(microsecond=0)
         draft = compose(
             _document(args, outbox, now),
             sender=bundle.node,
