@@ -82,7 +82,7 @@ class ArchiveService:
         self.receiver = Receiver(self.trust)
         for sender, seq in self.store.sequences():
             self.receiver.window.commit(sender, seq, clock())
-        self._asked: dict[tuple[str, int, int], float] = {}
+        self._asked: dict[str, float] = {}
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self.connected = threading.Event()
@@ -214,15 +214,20 @@ class ArchiveService:
                     published = current
                     self.publish_trust()
             now = self.clock()
+            spans: dict[str, tuple[int, int]] = {}
             for gap in self.receiver.gaps(now, self.gap_grace):
-                key = (gap.sender, gap.first, gap.last)
-                if time.monotonic() - self._asked.get(key, 0.0) < 30:
+                low, high = spans.get(gap.sender, (gap.first, gap.last))
+                spans[gap.sender] = (min(low, gap.first), max(high, gap.last))
+            for sender, (first, last) in spans.items():
+                # Once per sender per period: a gap that shrinks as resends arrive
+                # is not asked for again before the first answer had time to come.
+                if time.monotonic() - self._asked.get(sender, 0.0) < 30:
                     continue
-                self._asked[key] = time.monotonic()
-                request = ReplayRequest(sender=gap.sender, first=gap.first, last=gap.last)
-                self.client.publish(resend_topic(gap.sender), encode_request(request), qos=1)
+                self._asked[sender] = time.monotonic()
+                request = ReplayRequest(sender=sender, first=first, last=last)
+                self.client.publish(resend_topic(sender), encode_request(request), qos=1)
                 self.stats["resend_asked"] += 1
-                log.info("asked %s to resend #%d-%d", gap.sender, gap.first, gap.last)
+                log.info("asked %s to resend #%d-%d", sender, first, last)
             if time.monotonic() - self._probed >= self.probe_every:
                 self._probe()
 
@@ -233,7 +238,7 @@ class ArchiveService:
         no gap behind; the sender's outbox answers with nothing if nothing is newer.
         """
         self._probed = time.monotonic()
-        for sender in {s for s, _ in self.store.sequences() if is_node_id(s)}:
+        for sender in (s for s in self.receiver.window.senders() if is_node_id(s)):
             first = self.receiver.window.top(sender) + 1
             request = ReplayRequest(sender=sender, first=first)
             self.client.publish(resend_topic(sender), encode_request(request), qos=1)

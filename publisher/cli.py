@@ -31,7 +31,20 @@ from certs import EnrolmentBundle
 from publisher.compose import attachment, compose, load_document, parse_duration, parse_item
 from publisher.errors import ComposeError
 from publisher.outbox import Outbox
-from schemas import Agency, BloError, Category, Crime, Role, Scope, Severity, addressed_to
+from schemas import (
+    Agency,
+    BloError,
+    Category,
+    Crime,
+    Receiver,
+    Role,
+    Scope,
+    Severity,
+    addressed_to,
+    open_envelope,
+    trust_topic,
+)
+from subscriber import Inbox, NodeClient
 
 __all__ = ["main"]
 
@@ -180,8 +193,6 @@ def _document(args: argparse.Namespace, outbox: Outbox, now: datetime) -> dict[s
 def _send_now(
     bundle: EnrolmentBundle, folder: Path, host: str, port: int, console: Console
 ) -> None:
-    from subscriber import NodeClient
-
     client = NodeClient(bundle, host, port, folder)
     client.start()
     deadline = time.monotonic() + 30
@@ -201,8 +212,6 @@ def _send_now(
 
 
 def _receipts(bundle: EnrolmentBundle, folder: Path, prefix: str, console: Console) -> int:
-    from subscriber import Inbox
-
     outbox = Outbox(folder / "outbox.sqlite3", bundle.signer())
     found = [
         q
@@ -216,11 +225,12 @@ def _receipts(bundle: EnrolmentBundle, folder: Path, prefix: str, console: Conso
     scope = Scope.parse(alert.scope)
     store = bundle.trust_store(datetime.now(UTC))
     inbox = Inbox(folder / "inbox.sqlite3")
+    # The running client kept the newest keysets it received; an office issued after
+    # HQ's enrolment is known only from those.
+    receiver = Receiver(store)
     for data in inbox.trust_messages():
-        from schemas import Receiver, open_envelope, trust_topic
-
         header = open_envelope(data).header
-        Receiver(store).receive(trust_topic(header.kind, header.sender), data, datetime.now(UTC))
+        receiver.receive(trust_topic(header.kind, header.sender), data, datetime.now(UTC))
     offices = sorted(
         entry.node
         for country in store.countries

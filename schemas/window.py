@@ -113,6 +113,10 @@ class ReplayWindow:
                     out.append(Gap(sender, first, last, since))
         return out
 
+    def senders(self) -> list[str]:
+        """Every sender heard from."""
+        return list(self._senders)
+
     def top(self, sender: str) -> int:
         """The highest sequence number seen from ``sender`` (0 if none)."""
         state = self._senders.get(sender)

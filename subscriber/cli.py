@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -27,7 +27,7 @@ from rich.logging import RichHandler
 
 from certs import EnrolmentBundle
 from publisher import Outbox
-from schemas import Alert, BloError, Lang, Receipt, ReceiptStatus, Role, Scope
+from schemas import Alert, BloError, Kind, Lang, Receipt, ReceiptStatus, Role, Scope
 from subscriber.client import RECEIPT_DAYS, NodeClient
 from subscriber.inbox import Inbox
 from subscriber.views import inbox_table, message_view, status_table
@@ -104,8 +104,6 @@ def _show(bundle: EnrolmentBundle, args: argparse.Namespace, console: Console) -
     ):
         outbox = Outbox(folder / "outbox.sqlite3", bundle.signer())
         receipt = Receipt(of=item.msg_id, status=ReceiptStatus.READ, at=now)
-        from datetime import timedelta
-
         outbox.submit(
             receipt,
             Scope.node(item.sealed.header.sender),
@@ -129,8 +127,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _show(bundle, args, console)
         elif args.command == "inbox":
             inbox = Inbox(folder / "inbox.sqlite3")
-            from schemas import Kind
-
             kinds = (Kind.ALERT, Kind.BULLETIN, Kind.INCIDENT) + (
                 (Kind.RECEIPT,) if args.all else ()
             )

@@ -313,7 +313,7 @@ class NodeClient:
         lost tail. The archive answers with nothing when nothing is newer.
         """
         self._caught_up = time.monotonic()
-        senders = {s for s, _ in self.inbox.sequences()}
+        senders = set(self.receiver.window.senders())
         for country in self.receiver.trust.countries:
             keyset = self.receiver.trust.keyset(country)
             for entry in keyset.nodes if keyset else ():

@@ -63,6 +63,7 @@ class TestClient:
         self._subacks: dict[int, list[Any]] = {}
         self._suback_event = threading.Condition()
         self.connect_rc: Any = None
+        self.session_present = False
         self.disconnected = threading.Event()
         self.client.on_connect = self._on_connect
         self.client.on_message = lambda c, u, m: self.messages.put((m.topic, m.payload, m.retain))
@@ -71,6 +72,7 @@ class TestClient:
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         self.connect_rc = rc
+        self.session_present = bool(flags.session_present)
         # A broker that lost the session (amqtt after a restart) lost the subscriptions too.
         if not rc.is_failure and not flags.session_present:
             for topic, qos in self._topics.items():

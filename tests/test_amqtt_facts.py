@@ -104,14 +104,16 @@ def test_4_only_public_trust_data_can_be_retained(network: Network, tmp_path: Pa
         nacd = TestClient(network.bundle("kh-nacd"), handle.port, clean=True)
         assert nacd.connect()
         keyset = (network.kh / "trust" / "keyset.msg").read_bytes()
-        assert nacd.publish("blo/trust/kh/keyset", keyset, retain=True)
         assert nacd.subscribe("blo/trust/kh/keyset")
-        nacd.close()
-        # A client that subscribed to nothing still gets the retained keyset: harmless.
+        assert nacd.publish("blo/trust/kh/keyset", keyset, retain=True)
+        # While another client holds a matching subscription, a client that
+        # subscribed to nothing is handed the retained message (upstream, pinned).
         poipet = TestClient(network.bundle("kh-blo-poipet"), handle.port, clean=True)
         assert poipet.connect()
-        assert [t for t, _, _ in poipet.collect(quiet=1.0)] in ([], ["blo/trust/kh/keyset"])
+        got = poipet.collect(quiet=1.0)
+        assert [(t, p) for t, p, _ in got] == [("blo/trust/kh/keyset", keyset)]
         poipet.close()
+        nacd.close()
         # A BLO's retained incident would leak the same way: the guard refuses it.
         sock = raw_session(network.bundle("kh-blo-bavet"), handle.port, tmp_path)
         topic = _string("blo/incident/kh/kh-blo-bavet")
@@ -169,16 +171,23 @@ def _persistent_raw(network: Network, port: int, tmp_path: Path) -> ssl.SSLSocke
 
 
 def test_6_nothing_survives_a_restart_so_the_archive_is_separate(network: Network) -> None:
-    """Fact 6: sessions and queues are gone after a restart; the archive is SQLite, elsewhere."""
+    """Fact 6: sessions are gone after a restart; the archive keeps its own SQLite file."""
     with embedded_broker(network) as handle:
         bavet = TestClient(network.bundle("kh-blo-bavet"), handle.port)
         assert bavet.connect()
+        assert not bavet.session_present
+        bavet.close()
+        bavet = TestClient(network.bundle("kh-blo-bavet"), handle.port)
+        assert bavet.connect()
+        assert bavet.session_present  # kept while the broker runs
         bavet.close()
     with embedded_broker(network) as handle:
         bavet = TestClient(network.bundle("kh-blo-bavet"), handle.port)
         assert bavet.connect()
+        assert not bavet.session_present, "amqtt now keeps sessions across restarts: fact 6"
         bavet.close()
-    # The archive survives SIGKILL and restarts: test_archive.py::test_broker_killed_*
+    # Clients therefore subscribe on every connect and ask the archive to catch up;
+    # the archive survives SIGKILL and restarts: test_archive.py::test_broker_killed_*
 
 
 def test_7_denied_publish_is_acknowledged_but_logged_and_dropped(
