@@ -75,7 +75,9 @@ class ArchiveService:
         self.clock = clock
         self.gap_grace = gap_grace
         self.probe_every = probe_every
-        self._probed = time.monotonic()
+        self._probe_at = time.monotonic() + probe_every
+        self._probe_backoff = probe_every
+        self._connects = 0
         self.trust_source = trust_source
         self.store = ArchiveStore(db)
         self.trust: TrustStore = bundle.trust_store(clock())
@@ -118,6 +120,13 @@ class ArchiveService:
             return
         for topic in self._subscriptions():
             client.subscribe(topic, qos=1)
+        self._connects += 1
+        if self._connects > 1:
+            # What a restarted broker acknowledged to a sender but never delivered
+            # leaves no gap, only a lost tail. Senders come back on their own
+            # backoff, so probe soon and then at widening intervals.
+            self._probe_backoff = max(self.gap_grace.total_seconds(), 1.0)
+            self._probe_at = time.monotonic() + self._probe_backoff
         self.connected.set()
         log.info("archive %s connected, %d envelopes held", self.bundle.node, self.store.count())
         self.publish_trust()
@@ -228,7 +237,7 @@ class ArchiveService:
                 self.client.publish(resend_topic(sender), encode_request(request), qos=1)
                 self.stats["resend_asked"] += 1
                 log.info("asked %s to resend #%d-%d", sender, first, last)
-            if time.monotonic() - self._probed >= self.probe_every:
+            if time.monotonic() >= self._probe_at:
                 self._probe()
 
     def _probe(self) -> None:
@@ -237,7 +246,8 @@ class ArchiveService:
         A broker that acknowledged a sender's last messages and then died leaves
         no gap behind; the sender's outbox answers with nothing if nothing is newer.
         """
-        self._probed = time.monotonic()
+        self._probe_backoff = min(self._probe_backoff * 2, self.probe_every)
+        self._probe_at = time.monotonic() + self._probe_backoff
         for sender in (s for s in self.receiver.window.senders() if is_node_id(s)):
             first = self.receiver.window.top(sender) + 1
             request = ReplayRequest(sender=sender, first=first)
