@@ -19,13 +19,15 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from broker.errors import ConfigError
 
-__all__ = ["BrokerSettings", "load_settings"]
+__all__ = ["BrokerSettings", "load_settings", "merge_settings"]
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class BrokerSettings(BaseModel):
@@ -64,15 +66,32 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file}: not valid TOML: {exc}") from None
         values.update(table)
-    for name in BrokerSettings.model_fields:
-        key = f"BLO_BROKER_{name.upper()}"
+    return merge_settings(BrokerSettings, "BLO_BROKER_", values, env, flags, source=file)
+
+
+def merge_settings(
+    model: type[M],
+    prefix: str,
+    values: Mapping[str, Any],
+    env: Mapping[str, str],
+    flags: Mapping[str, Any],
+    *,
+    source: Path | None = None,
+) -> M:
+    """``values`` (from a file), then ``PREFIX_NAME`` variables, then flags (None ignored).
+
+    Raises ``ConfigError`` naming the setting (and ``source``, the file) at fault.
+    """
+    merged = dict(values)
+    for name in model.model_fields:
+        key = f"{prefix}{name.upper()}"
         if key in env:
-            values[name] = env[key]
-    values.update({k: v for k, v in flags.items() if v is not None})
+            merged[name] = env[key]
+    merged.update({k: v for k, v in flags.items() if v is not None})
     try:
-        return BrokerSettings.model_validate(values)
+        return model.model_validate(merged)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        source = f" (from {file})" if file else ""
-        raise ConfigError(f"broker setting {where!r}{source}: {first['msg']}") from None
+        origin = f" (from {source})" if source else ""
+        raise ConfigError(f"setting {where!r}{origin}: {first['msg']}") from None

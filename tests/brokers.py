@@ -6,15 +6,8 @@ ephemeral port. Every wait is bounded.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import getpass
 import os
-import shutil
-import socket
-import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from broker.config import BrokerSettings
-from broker.embedded import EmbeddedBroker
-from broker.mosquitto import write_mosquitto
+from broker.local import EmbeddedThread, MosquittoProcess, free_port, mosquitto_binary
 from certs import Pki
 from schemas import Role
 
@@ -84,32 +76,18 @@ class BrokerHandle:
     stop: object = None
 
 
-def free_port() -> int:
-    """An ephemeral loopback port for a broker that cannot bind port 0 itself."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def require_mosquitto() -> None:
+    """Skip where Mosquitto is not installed; on CI, fail (.ci/run installs it)."""
+    if mosquitto_binary() is None:
+        if os.environ.get("CI"):
+            pytest.fail("mosquitto is not installed: .ci/run installs it with apt-get")
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
 
 
-class EmbeddedThread:
-    """The embedded broker on its own event loop thread."""
-
-    def __init__(self, settings: BrokerSettings) -> None:
-        self.settings = settings
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.broker = EmbeddedBroker(settings)
-
-    def start(self) -> int:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.broker.start(), self.loop).result(15)
-        return self.broker.port
-
-    def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self.broker.stop(), self.loop).result(15)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+def mosquitto_process(network: Network, port: int, **kwargs: int) -> MosquittoProcess:
+    """Mosquitto for a test network."""
+    require_mosquitto()
+    return MosquittoProcess(network.kh, network.root / "mosquitto", port, **kwargs)
 
 
 @contextlib.contextmanager
@@ -131,69 +109,9 @@ def embedded_broker(network: Network, **overrides: object) -> Iterator[BrokerHan
         runner.stop()
 
 
-def mosquitto_binary() -> str:
-    path = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("mosquitto is not installed: .ci/run installs it with apt-get")
-        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
-    return path
-
-
-class MosquittoProcess:
-    """Mosquitto run from the configuration blo-broker generates."""
-
-    def __init__(self, network: Network, port: int, max_packet: int = 512 * 1024) -> None:
-        self.network = network
-        self.port = port
-        self.conf = write_mosquitto(
-            network.kh,
-            network.root / "mosquitto",
-            host="127.0.0.1",
-            port=port,
-            user=getpass.getuser(),
-            max_packet=max_packet,
-        )
-        self.log = network.root / "mosquitto.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [mosquitto_binary(), "-c", str(self.conf)], stdout=log, stderr=log
-            )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited: {self.log.read_text()[-2000:]}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
-            ):
-                return
-            time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start listening within 10 s")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-
-
 @contextlib.contextmanager
 def mosquitto_broker(network: Network, **kwargs: int) -> Iterator[BrokerHandle]:
-    process = MosquittoProcess(network, free_port(), **kwargs)
+    process = mosquitto_process(network, free_port(), **kwargs)
     process.start()
     try:
         yield BrokerHandle("mosquitto", process.port, network, process)

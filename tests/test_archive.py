@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from brokers import BrokerHandle, MosquittoProcess, Network, free_port
+from brokers import BrokerHandle, Network, free_port, mosquitto_process
 from mqttc import TestClient
 from netsim import ALERT
 
@@ -246,7 +246,9 @@ class EmbeddedProcess:
 @pytest.mark.parametrize("kind", ["amqtt", "mosquitto"])
 def test_broker_killed_mid_stream_nothing_lost(network: Network, tmp_path: Path, kind: str) -> None:
     port = free_port()
-    process = EmbeddedProcess(network, port) if kind == "amqtt" else MosquittoProcess(network, port)
+    process = (
+        EmbeddedProcess(network, port) if kind == "amqtt" else mosquitto_process(network, port)
+    )
     process.start()
     count = 120
     wires = envelopes(network, "kh-nacd", Scope.country("kh"), count)

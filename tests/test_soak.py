@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 from brokers import Network, embedded_broker, mosquitto_broker
-from faultproxy import FaultProxy
 from netsim import ALERT
 from nodekit import Nodes, wait_for
 
 from broker.archive_service import ArchiveService
 from certs import EnrolmentBundle, Pki
+from demo.flaky import FaultProxy
 from schemas import Crime, Incident, Kind, Position, Role, Scope
 
 ALERTS = int(os.environ.get("BLO_SOAK_ALERTS", "150"))

@@ -1,4 +1,4 @@
-"""A fault-injecting TCP proxy on loopback, between clients and a broker.
+"""A fault-injecting TCP proxy on loopback, between clients and a broker (blo-demo, tests).
 
 It cuts connections at random moments in both directions, including in the
 middle of a packet (it forwards part of a chunk, then closes), can take the
@@ -14,6 +14,8 @@ import contextlib
 import random
 import threading
 from dataclasses import dataclass, field
+
+__all__ = ["FaultProxy", "Stats"]
 
 
 @dataclass
@@ -37,7 +39,7 @@ class FaultProxy:
     stats: Stats = field(default_factory=Stats)
 
     def __post_init__(self) -> None:
-        self.random = random.Random(self.seed)
+        self.random = random.Random(self.seed)  # noqa: S311 - seeded faults, not secrets
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.port = 0
