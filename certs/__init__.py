@@ -6,7 +6,7 @@ operator's command-line face of ``Pki``.
 
 from certs.bundle import BUNDLE_FORMAT, EnrolmentBundle, load_trust
 from certs.errors import BundleError, CertsError, PkiExistsError, PkiInputError, PkiMissingError
-from certs.pki import KEYSET_DAYS, Pki
+from certs.pki import KEYSET_DAYS, NodeSpec, Pki
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -14,6 +14,7 @@ __all__ = [
     "BundleError",
     "CertsError",
     "EnrolmentBundle",
+    "NodeSpec",
     "Pki",
     "PkiExistsError",
     "PkiInputError",

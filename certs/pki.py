@@ -27,6 +27,7 @@ import shutil
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -54,7 +55,7 @@ from schemas import (
 )
 from schemas.ids import is_country, is_node_id, is_region
 
-__all__ = ["KEYSET_DAYS", "Pki"]
+__all__ = ["KEYSET_DAYS", "NodeSpec", "Pki"]
 
 #: How long a keyset stays fresh; receivers warn after that.
 KEYSET_DAYS = 90
@@ -70,6 +71,15 @@ def _pem_private(key: Ed25519PrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+
+
+class NodeSpec(NamedTuple):
+    """A node to issue: id, role, border regions, cross-border counterparts."""
+
+    node: str
+    role: Role
+    regions: tuple[str, ...] = ()
+    counterparts: tuple[str, ...] = ()
 
 
 class Pki:
@@ -244,9 +254,53 @@ class Pki:
         replace: bool = False,
     ) -> NodeEntry:
         """Issue a node's keys and certificate, publish the next keyset, write its bundle."""
+        return self.issue_many(
+            [NodeSpec(node, role, tuple(regions), tuple(counterparts))],
+            now,
+            days=days,
+            replace=replace,
+        )[0]
+
+    def issue_many(
+        self,
+        specs: Iterable[NodeSpec],
+        now: datetime,
+        *,
+        days: int = 730,
+        replace: bool = False,
+        bundles: bool = True,
+    ) -> list[NodeEntry]:
+        """Issue several nodes under one new keyset version (enrolling a fleet at once).
+
+        With ``bundles=False`` only the key and certificate files are written
+        (pki/nodes/NODE/); ``write_bundle`` makes a bundle later.
+        """
         keyset = self.keyset()
-        country = keyset.country
-        regions, counterparts = tuple(regions), tuple(counterparts)
+        revocation = self.revocation()
+        revoked = list(revocation.revoked) if revocation else []
+        nodes = {n.node: n for n in keyset.nodes}
+        issued = []
+        for spec in specs:
+            entry = self._issue_one(spec, keyset.country, nodes, revoked, now, days, replace)
+            nodes[entry.node] = entry
+            issued.append(entry)
+        self._publish(keyset.country, nodes.values(), revoked, keyset.version + 1, now)
+        if bundles:
+            for entry in issued:
+                self.write_bundle(entry.node)
+        return issued
+
+    def _issue_one(
+        self,
+        spec: NodeSpec,
+        country: str,
+        nodes: dict[str, NodeEntry],
+        revoked: list[RevokedKey],
+        now: datetime,
+        days: int,
+        replace: bool,
+    ) -> NodeEntry:
+        node, role, regions, counterparts = spec
         if not is_node_id(node) or country_of(node) != country:
             raise PkiInputError(
                 f"node {node!r} must be a {country}- id such as {country}-blo-bavet "
@@ -256,9 +310,7 @@ class Pki:
             raise PkiInputError(f"region {bad!r} is not a lower-case name such as kh-vn-bavet")
         for bad in [c for c in counterparts if not is_node_id(c) or c == node]:
             raise PkiInputError(f"counterpart {bad!r} is not another node id")
-        held = keyset.node(node)
-        revocation = self.revocation()
-        revoked = list(revocation.revoked) if revocation else []
+        held = nodes.get(node)
         node_dir = self._path("nodes", node)
         if held is not None or node_dir.exists():
             if not replace:
@@ -283,7 +335,7 @@ class Pki:
         write_new(node_dir / "tls.key", pem_key(tls_key), secret=True)
         write_new(node_dir / "tls.crt", pem_cert(cert))
         public = sign_key.public_key().public_bytes_raw()
-        entry = NodeEntry(
+        return NodeEntry(
             node=node,
             role=role,
             regions=regions if held is None or regions else held.regions,
@@ -298,10 +350,6 @@ class Pki:
             ),
             tls_cert_sha256=hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest(),
         )
-        others = [n for n in keyset.nodes if n.node != node]
-        self._publish(country, [*others, entry], revoked, keyset.version + 1, now)
-        self.write_bundle(node)
-        return entry
 
     def rotate(
         self, node: str, now: datetime, *, overlap_days: int = 14, days: int = 730

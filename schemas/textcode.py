@@ -82,30 +82,34 @@ def _utf8_length(lead: int) -> int:
     raise ValueError(f"byte 0x{lead:02x} cannot start a UTF-8 character")
 
 
+# Per window: byte 0x80 + k (read as Latin-1) -> the window's k-th character.
+_TABLES = {wid: {0x80 + k: base + k for k in range(0x80)} for wid, base in WINDOWS.items()}
+
+
 def decode_text(payload: bytes) -> str:
     """Decode a coded text; raises ``ValueError`` saying what is malformed."""
     if not payload:
         raise ValueError("coded text is empty (no window id)")
-    base = WINDOWS.get(payload[0])
-    if base is None:
+    table = _TABLES.get(payload[0])
+    if table is None:
         raise ValueError(f"unknown text window {payload[0]}")
+    # Runs between escapes are mapped in C (Latin-1 then translate): this runs
+    # for every text of every message a tablet receives.
     out: list[str] = []
     i, n = 1, len(payload)
     while i < n:
-        b = payload[i]
-        if b == _ESC:
-            if i + 1 >= n:
-                raise ValueError("coded text ends inside an escape")
-            size = _utf8_length(payload[i + 1])
-            chunk = payload[i + 1 : i + 1 + size]
-            if len(chunk) != size:
-                raise ValueError("coded text ends inside an escaped character")
-            out.append(chunk.decode("utf-8"))  # strict: rejects overlongs and surrogates
-            i += 1 + size
-        elif b < 0x80:
-            out.append(chr(b))
-            i += 1
-        else:
-            out.append(chr(base + b - 0x80))
-            i += 1
+        j = payload.find(_ESC, i)
+        if j < 0:
+            j = n
+        out.append(payload[i:j].decode("latin-1").translate(table))
+        if j == n:
+            break
+        if j + 1 >= n:
+            raise ValueError("coded text ends inside an escape")
+        size = _utf8_length(payload[j + 1])
+        chunk = payload[j + 1 : j + 1 + size]
+        if len(chunk) != size:
+            raise ValueError("coded text ends inside an escaped character")
+        out.append(chunk.decode("utf-8"))  # strict: rejects overlongs and surrogates
+        i = j + 1 + size
     return "".join(out)

@@ -18,9 +18,12 @@ The same client runs on a BLO tablet and at an HQ (``blo-sub run``):
 from __future__ import annotations
 
 import logging
+import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,7 @@ from schemas import (
     Receiver,
     Rejected,
     ReplayRequest,
+    ReplayWindow,
     Role,
     Scope,
     WireModel,
@@ -61,6 +65,17 @@ log = logging.getLogger("blo.sub")
 RECEIPT_DAYS = 30
 
 
+@dataclass(frozen=True, slots=True)
+class _Incoming:
+    """A message as paho handed it over, waiting to be checked and committed."""
+
+    link: int
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
 class NodeClient:
     """A node's link to the network; ``start()``, then it keeps itself connected."""
 
@@ -74,9 +89,15 @@ class NodeClient:
         gap_grace: timedelta = timedelta(seconds=10),
         tick: float = 0.5,
         catch_up_every: float = 60.0,
+        receipts: bool = True,
+        on_stored: Callable[[Accepted], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """``on_stored`` is called (on the committer thread) with each message just committed
+        to the inbox, e.g. to tell the officer; ``receipts=False`` sends none."""
         self.bundle = bundle
+        self.receipts = receipts
+        self.on_stored = on_stored
         self.me = bundle.node
         self.host, self.port = host, port
         self.clock = clock
@@ -100,6 +121,11 @@ class NodeClient:
         self._asked: dict[str, float] = {}
         self._state_written = 0.0
         self._ticker: threading.Thread | None = None
+        # Messages wait here between paho's thread and the committer, which
+        # commits them in batches (group commit) and only then acknowledges them.
+        self._incoming: queue.SimpleQueue[_Incoming] = queue.SimpleQueue()
+        self._link = 0  # counts connections: an ack is only valid on the link it came by
+        self._committer: threading.Thread | None = None
         self.client = node_client(bundle)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -116,12 +142,17 @@ class NodeClient:
             target=self._run_ticker, name=f"{self.me}-tick", daemon=True
         )
         self._ticker.start()
+        self._committer = threading.Thread(
+            target=self._run_committer, name=f"{self.me}-commit", daemon=True
+        )
+        self._committer.start()
 
     def stop(self) -> None:
         """Disconnect cleanly; everything unsent stays in the outbox."""
         self._stop.set()
-        if self._ticker:
-            self._ticker.join(5)
+        for thread in (self._ticker, self._committer):
+            if thread:
+                thread.join(5)
         self.client.disconnect()
         self.client.loop_stop()
         self.inbox.set_state(link="stopped")
@@ -147,7 +178,7 @@ class NodeClient:
         return True
 
     def _receipt(self, of: bytes, to: str, status: ReceiptStatus) -> None:
-        if self.bundle.role is not Role.BLO:
+        if self.bundle.role is not Role.BLO or not self.receipts:
             return
         now = self.clock().replace(microsecond=0)
         self.send(Receipt(of=of, status=status, at=now), Scope.node(to))
@@ -194,6 +225,7 @@ class NodeClient:
         # SUBACK leaves a kept session without the subscription (seen under cuts).
         for pattern in rules_for(entry, keyset.nodes).read:
             client.subscribe(pattern, qos=1)
+        self._link += 1
         self.connected.set()
         now = self.clock()
         self.inbox.set_state(link="up", last_contact=now.isoformat())
@@ -214,20 +246,72 @@ class NodeClient:
             log.warning("%s link down (%s); reconnecting", self.me, rc)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        try:
-            payload = bytes(message.payload)
-            if message.topic == resend_topic(self.me):
-                self._resend(payload)
-            else:
-                self._take(message.topic, payload, self.clock())
-        except BloError as exc:  # one bad message never stops the client
-            log.warning("%s: %s on %s", self.me, exc, message.topic)
-        finally:
-            client.ack(message.mid, message.qos)
+        if message.topic == resend_topic(self.me):
+            try:
+                self._resend(bytes(message.payload))
+            except BloError as exc:  # one bad request never stops the client
+                log.warning("%s: %s on %s", self.me, exc, message.topic)
+            finally:
+                client.ack(message.mid, message.qos)
+            return
+        self._incoming.put(
+            _Incoming(self._link, message.topic, bytes(message.payload), message.mid, message.qos)
+        )
 
     # -- receiving -----------------------------------------------------------------------
 
-    def _take(self, topic: str, payload: bytes, now: datetime) -> Accepted | Rejected:
+    def _run_committer(self) -> None:
+        while not self._stop.is_set():
+            try:
+                batch = [self._incoming.get(timeout=0.2)]
+            except queue.Empty:
+                continue
+            while len(batch) < 500:
+                try:
+                    batch.append(self._incoming.get_nowait())
+                except queue.Empty:
+                    break
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Incoming]) -> None:
+        """Check each message, commit the accepted ones together, then acknowledge all."""
+        now = self.clock()
+        keep: list[Accepted] = []
+        for item in batch:
+            try:
+                result = self._check(item.topic, item.payload, now)
+            except BloError as exc:  # one bad message never stops the client
+                log.warning("%s: %s on %s", self.me, exc, item.topic)
+                continue
+            if result is not None:
+                keep.append(result)
+        try:
+            stored = self.inbox.add_many(keep, now)
+        except sqlite3.Error as exc:
+            # Nothing of the batch is acknowledged: the broker sends it again, and
+            # the replay window forgets it so that it is accepted then.
+            log.error("%s: inbox write failed (%s); the batch will be redelivered", self.me, exc)
+            self._rebuild_window(now)
+            return
+        for result, new in zip(keep, stored, strict=True):
+            if not new:
+                continue
+            if result.header.kind is Kind.ALERT:
+                self._receipt(result.header.msg_id, result.header.sender, ReceiptStatus.DELIVERED)
+            if self.on_stored is not None:
+                self.on_stored(result)
+        for item in batch:
+            if item.link == self._link:  # a message id from an older link means nothing now
+                self.client.ack(item.mid, item.qos)
+
+    def _rebuild_window(self, now: datetime) -> None:
+        window = ReplayWindow()
+        for sender, seq in self.inbox.sequences():
+            window.commit(sender, seq, now)
+        self.receiver.window = window
+
+    def _check(self, topic: str, payload: bytes, now: datetime) -> Accepted | None:
+        """Run the receiver core; returns what the inbox should hold, handles the rest."""
         result = self.receiver.receive(topic, payload, now)
         if isinstance(result, Rejected):
             trust_echo = result.header is not None and result.header.kind in (
@@ -245,15 +329,13 @@ class NodeClient:
                 self.inbox.count_rejection(result.reason.value)
                 if not result.reason.benign:
                     log.warning("%s %s", self.me, result)
-            return result
+            return None
         h = result.header
         if h.kind in (Kind.KEYSET, Kind.REVOCATION):
             self.inbox.save_trust(h.kind, h.sender, h.seq, payload)
             log.info("%s applied %s %s v%d", self.me, h.kind.label, h.sender, h.seq)
             self._retry_quarantine(now)
-            return result
-        if self.inbox.add(result, now) and h.kind is Kind.ALERT:
-            self._receipt(h.msg_id, h.sender, ReceiptStatus.DELIVERED)
+            return None
         return result
 
     def _apply_trust(self, data: bytes, now: datetime) -> None:

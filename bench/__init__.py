@@ -1,0 +1,1 @@
+"""blo-alert benchmarks: python bench/run.py (see run.py)."""

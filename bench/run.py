@@ -1,0 +1,321 @@
+"""blo-alert benchmarks, side by side with raw paho on the same broker in the same run.
+
+    python bench/run.py [--quick] [--json FILE] [--brokers amqtt,mosquitto] [NAME ...]
+
+NAME is any of size, fanout, receive, catchup, scale, memory (default: all).
+Each figure is a ratio (or a count) measured in one run, because absolute
+timings on a shared 2-core machine are noisy; each table gives the median of
+the rounds and their spread. ``--quick`` runs tiny sizes (the smoke test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rich.console import Console
+from rich.table import Table
+
+from bench import fanout, memory, scale
+from bench import size as size_bench
+from bench.harness import Fleet, fleet, spread
+from broker import mosquitto_binary
+
+NAMES = ["size", "fanout", "receive", "catchup", "scale", "memory"]
+MODES = ("raw", "project")
+
+
+class Plan:
+    """Sizes of a full run, or of ``--quick``."""
+
+    def __init__(self, quick: bool) -> None:
+        self.rounds = 1 if quick else 3
+        self.fanout_rounds = 1 if quick else 2
+        self.tablets = 6 if quick else 74
+        self.rate = 20.0 if quick else 100.0
+        self.seconds = 1.0 if quick else 10.0
+        self.receive_count = 200 if quick else 3000
+        self.catchup_count = 100 if quick else 1000
+        self.scale_steps = {
+            "mosquitto": [20, 40] if quick else [500, 1000, 2000, 3000],
+            "amqtt": [20, 40] if quick else [250, 500, 1000, 2000],
+        }
+        self.scale_seconds = 60.0 if quick else 120.0
+
+
+def versions() -> dict[str, str]:
+    """Versions the figures were taken with."""
+    found = {"python": platform.python_version()}
+    for package in ("amqtt", "paho-mqtt", "cryptography", "msgpack", "pydantic"):
+        found[package] = version(package)
+    binary = mosquitto_binary()
+    if binary:
+        out = subprocess.run([binary, "-h"], capture_output=True, text=True, check=False)
+        first = (out.stdout or out.stderr).splitlines()[0] if (out.stdout or out.stderr) else ""
+        found["mosquitto"] = first.removeprefix("mosquitto version ").strip()
+    return found
+
+
+def _cell(values: list[float], digits: int = 1) -> str:
+    mid, low, high = spread(values)
+    if len(values) == 1:
+        return f"{mid:,.{digits}f}"
+    return f"{mid:,.{digits}f} [{low:,.{digits}f}-{high:,.{digits}f}]"
+
+
+def _verdict(ok: bool) -> str:
+    return "[green]met[/green]" if ok else "[red]missed[/red]"
+
+
+def _rounds(
+    run: Callable[[str, int], dict[str, Any]], rounds: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Raw and project rounds interleaved, so drift in the machine hits both alike."""
+    out: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
+    for number in range(rounds):
+        for mode in MODES:
+            out[mode].append(run(mode, number))
+    return out
+
+
+def bench_size(console: Console, *_: Any) -> dict[str, Any]:
+    figures = size_bench.measure(size_bench.load(size_bench.REFERENCE))
+    table = Table(title="size: the reference alert on the wire, bytes")
+    table.add_column("format")
+    table.add_column("bytes", justify="right")
+    for name, value in figures.items():
+        table.add_row(name, f"{value:,}")
+    console.print(table)
+    console.print(f"goal blo_signed <= 640: {_verdict(figures['blo_signed'] <= 640)}")
+    return figures
+
+
+def bench_fanout(console: Console, plan: Plan, made: Fleet, work: Path, brokers: list[str]) -> Any:
+    results: dict[str, Any] = {}
+    table = Table(
+        title=f"fanout: HQ -> {plan.tablets} tablets, {plan.rate:g} alerts/s for "
+        f"{plan.seconds:g} s, QoS 1; latency ms (median of rounds [spread])"
+    )
+    for column in ("broker", "path", "p50 ms", "p99 ms", "lost", "p99 ratio (goal <= 1.5)"):
+        table.add_column(column, justify="right" if "ms" in column or column == "lost" else "left")
+    for kind in brokers:
+        runs = _rounds(
+            lambda mode, n, kind=kind: fanout.fanout_round(
+                kind,
+                mode,
+                made,
+                work / f"fanout-{kind}-{mode}-{n}",
+                tablets=plan.tablets,
+                rate=plan.rate,
+                seconds=plan.seconds,
+            ),
+            plan.fanout_rounds,
+        )
+        p50 = {m: [r["p50_ms"] for r in runs[m]] for m in MODES}
+        p99 = {m: [r["p99_ms"] for r in runs[m]] for m in MODES}
+        ratio = spread(p99["project"])[0] / spread(p99["raw"])[0]
+        results[kind] = {
+            "p50_ms": spread(p50["project"])[0],
+            "p99_ms": spread(p99["project"])[0],
+            "raw_p50_ms": spread(p50["raw"])[0],
+            "raw_p99_ms": spread(p99["raw"])[0],
+            "p99_ratio": ratio,
+            "lost": sum(r["lost"] for m in MODES for r in runs[m]),
+            "broker_mib": max(r["broker_mib"] for r in runs["project"]),
+            "rounds": runs,
+        }
+        for mode in MODES:
+            lost = sum(r["lost"] for r in runs[mode])
+            last = f"{ratio:.2f} {_verdict(ratio <= 1.5)}" if mode == "project" else ""
+            table.add_row(kind, mode, _cell(p50[mode]), _cell(p99[mode]), str(lost), last)
+    console.print(table)
+    return results
+
+
+def bench_receive(console: Console, plan: Plan, made: Fleet, work: Path, brokers: list[str]) -> Any:
+    results: dict[str, Any] = {}
+    table = Table(title=f"receive: one tablet draining {plan.receive_count:,} messages; msgs/s")
+    for column in ("broker", "project msgs/s", "raw msgs/s", "ratio (goal >= 0.6)"):
+        table.add_column(column)
+    for kind in brokers:
+        runs = _rounds(
+            lambda mode, n, kind=kind: fanout.receive_round(
+                kind, mode, made, work / f"receive-{kind}-{mode}-{n}", count=plan.receive_count
+            ),
+            plan.rounds,
+        )
+        rate = {m: [r["msgs_per_s"] for r in runs[m]] for m in MODES}
+        ratio = spread(rate["project"])[0] / spread(rate["raw"])[0]
+        results[kind] = {
+            "ratio": ratio,
+            "msgs_per_s": spread(rate["project"])[0],
+            "raw_msgs_per_s": spread(rate["raw"])[0],
+            "rounds": runs,
+        }
+        table.add_row(
+            kind,
+            _cell(rate["project"], 0),
+            _cell(rate["raw"], 0),
+            f"{ratio:.2f} {_verdict(ratio >= 0.6)}",
+        )
+    console.print(table)
+    return results
+
+
+def bench_catchup(console: Console, plan: Plan, made: Fleet, work: Path, brokers: list[str]) -> Any:
+    results: dict[str, Any] = {}
+    table = Table(
+        title=f"catchup: {plan.catchup_count:,} alerts queued while offline; "
+        "seconds from reconnect to the last one committed"
+    )
+    for column in ("broker", "project s", "raw s", "ratio (goal <= 1.5)"):
+        table.add_column(column)
+    for kind in brokers:
+        runs = _rounds(
+            lambda mode, n, kind=kind: fanout.catchup_round(
+                kind, mode, made, work / f"catchup-{kind}-{mode}-{n}", count=plan.catchup_count
+            ),
+            plan.rounds,
+        )
+        secs = {m: [r["seconds"] for r in runs[m]] for m in MODES}
+        ratio = spread(secs["project"])[0] / spread(secs["raw"])[0]
+        results[kind] = {
+            "ratio": ratio,
+            "seconds": spread(secs["project"])[0],
+            "raw_seconds": spread(secs["raw"])[0],
+            "rounds": runs,
+        }
+        table.add_row(
+            kind,
+            _cell(secs["project"], 3),
+            _cell(secs["raw"], 3),
+            f"{ratio:.2f} {_verdict(ratio <= 1.5)}",
+        )
+    console.print(table)
+    return results
+
+
+def bench_scale(console: Console, plan: Plan, made: Fleet, work: Path, brokers: list[str]) -> Any:
+    results: dict[str, Any] = {}
+    table = Table(title="scale: tablets on one broker, one alert to all, 0 loss")
+    for column in ("broker", "tablets", "connected", "accepted", "connect s", "broker MiB", ""):
+        table.add_column(column)
+    goals = {"mosquitto": 2000, "amqtt": 500}
+    for kind in brokers:
+        reached, steps = 0, []
+        for count in plan.scale_steps[kind]:
+            if count > len(made.tablets):
+                break
+            got = scale.step(kind, made, work / f"scale-{kind}-{count}", count, plan.scale_seconds)
+            steps.append(got)
+            table.add_row(
+                kind,
+                f"{count:,}",
+                f"{got['connected']:,}",
+                f"{got['accepted']:,}",
+                f"{got['connect_s']:.1f}",
+                f"{got['broker_mib']:.0f}",
+                "[green]ok[/green]" if got["ok"] else "[red]failed[/red]",
+            )
+            if not got["ok"]:
+                break
+            reached = count
+        results[kind] = {"tablets": reached, "steps": steps}
+    console.print(table)
+    for kind in brokers:
+        reached = results[kind]["tablets"]
+        verdict = _verdict(reached >= goals[kind])
+        console.print(f"scale {kind}: {reached:,} (goal >= {goals[kind]:,}) {verdict}")
+    return results
+
+
+def bench_memory(
+    console: Console, plan: Plan, made: Fleet, work: Path, brokers: list[str], done: dict[str, Any]
+) -> Any:
+    kind = "amqtt" if "amqtt" in brokers else brokers[0]
+    runs = [
+        memory.tablet_round(kind, made, work / f"memory-{n}", count=plan.catchup_count)
+        for n in range(plan.rounds)
+    ]
+    tablet = spread([r["tablet_mib"] for r in runs])[0]
+    console.print(
+        f"memory: blo-sub run after catching up on {plan.catchup_count:,} alerts: "
+        f"{_cell([r['tablet_mib'] for r in runs])} MiB peak (goal <= 40) {_verdict(tablet <= 40)}"
+    )
+    # The embedded broker with every tablet connected, during a fan-out.
+    if "amqtt" in done.get("fanout", {}):
+        broker_mib = done["fanout"]["amqtt"]["broker_mib"]
+    else:
+        broker_mib = fanout.fanout_round(
+            "amqtt",
+            "project",
+            made,
+            work / "memory-broker",
+            tablets=plan.tablets,
+            rate=plan.rate,
+            seconds=min(plan.seconds, 2.0),
+        )["broker_mib"]
+    console.print(
+        f"memory: embedded broker with {plan.tablets} tablets connected (fan-out): "
+        f"{broker_mib:.1f} MiB peak (goal <= 60) {_verdict(broker_mib <= 60)}"
+    )
+    return {"tablet_mib": tablet, "broker_mib": broker_mib, "rounds": runs}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(NAMES))
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: does it still run?")
+    parser.add_argument("--json", type=Path, help="write every figure to this file")
+    parser.add_argument("--brokers", default="amqtt,mosquitto")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in NAMES]
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)}: choose from {', '.join(NAMES)}")
+    names = args.names or NAMES
+    brokers = [b for b in args.brokers.split(",") if b]
+    console = Console()
+    if "mosquitto" in brokers and mosquitto_binary() is None:
+        console.print(
+            "[yellow]mosquitto is not installed: apt-get install mosquitto; skipped[/yellow]"
+        )
+        brokers.remove("mosquitto")
+    plan = Plan(args.quick)
+    out: dict[str, Any] = {"versions": versions(), "quick": args.quick}
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="blo-bench-") as tmp:
+        work = Path(tmp)
+        made: Fleet | None = None
+        if set(names) - {"size"}:
+            largest = max([plan.tablets, *(s for k in brokers for s in plan.scale_steps[k])])
+            made = fleet(work / "fleet", largest, bundled=plan.tablets)
+        for name in names:
+            if name == "size":
+                out["size"] = bench_size(console)
+                continue
+            assert made is not None
+            console.rule(name)
+            if name == "memory":
+                out[name] = bench_memory(console, plan, made, work, brokers, out)
+            else:
+                out[name] = globals()[f"bench_{name}"](console, plan, made, work, brokers)
+    out["seconds"] = time.monotonic() - started
+    console.print(f"versions: {out['versions']}; {out['seconds']:.0f} s in all")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2, default=float) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
