@@ -1,0 +1,49 @@
+"""bench/run.py --quick: every benchmark still runs and writes every agreed key.
+
+Benchmarks are not tests: nothing here asserts a timing or a goal. This only
+checks that the figures exist, are numbers, and that nothing was lost.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+from brokers import require_mosquitto
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_benchmark_runs_and_writes_every_key(tmp_path: Path) -> None:
+    require_mosquitto()
+    out = tmp_path / "out.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    figures = json.loads(out.read_text())
+
+    def number(value: object) -> bool:
+        return isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+    assert figures["size"]["blo_signed"] <= 640
+    for broker in ("amqtt", "mosquitto"):
+        fan = figures["fanout"][broker]
+        for key in ("p50_ms", "p99_ms", "raw_p50_ms", "raw_p99_ms", "p99_ratio"):
+            assert number(fan[key]), (broker, key, fan[key])
+        assert fan["lost"] == 0
+        assert number(figures["receive"][broker]["ratio"])
+        assert number(figures["catchup"][broker]["ratio"])
+        assert figures["scale"][broker]["tablets"] == 40  # both quick steps: all got the alert
+    assert number(figures["memory"]["tablet_mib"])
+    assert number(figures["memory"]["broker_mib"])
+    assert {"python", "amqtt", "paho-mqtt", "mosquitto", "cryptography"} <= set(figures["versions"])
+    for title in ("fanout:", "receive:", "catchup:", "scale:", "memory:"):
+        assert title in run.stdout

@@ -1,0 +1,55 @@
+"""The inbox's group commit: many accepted messages, one transaction, all or none."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from netsim import ALERT, Net
+
+from schemas import Accepted, Scope
+from subscriber import Inbox
+
+
+def _accepted(net: Net, count: int) -> list[Accepted]:
+    receiver = net.receiver("kh-blo-bavet")
+    out = []
+    for _ in range(count):
+        wire = net.send("kh-nacd", ALERT, Scope.country("kh"))
+        result = receiver.receive("blo/country/kh", wire, net.now)
+        assert isinstance(result, Accepted)
+        out.append(result)
+    return out
+
+
+def test_add_many_commits_a_batch_and_says_which_were_new(tmp_path: Path) -> None:
+    net = Net()
+    batch = _accepted(net, 5)
+    inbox = Inbox(tmp_path / "inbox.sqlite3")
+    assert inbox.add(batch[1], net.now)
+    assert inbox.add_many(batch, net.now) == [True, False, True, True, True]
+    assert inbox.count() == 5
+    assert inbox.add_many([], net.now) == []
+    # Held by a second connection too: the batch is committed, not just cached.
+    again = Inbox(tmp_path / "inbox.sqlite3")
+    assert again.count() == 5
+    again.close()
+    inbox.close()
+
+
+def test_a_batch_that_fails_leaves_nothing_behind(tmp_path: Path) -> None:
+    net = Net()
+    batch = _accepted(net, 3)
+    inbox = Inbox(tmp_path / "inbox.sqlite3")
+    # Another writer holds the file: the batch cannot be committed.
+    blocker = sqlite3.connect(tmp_path / "inbox.sqlite3", timeout=0, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    inbox._db.execute("PRAGMA busy_timeout = 100")
+    with pytest.raises(sqlite3.OperationalError):
+        inbox.add_many(batch, net.now)
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert inbox.count() == 0
+    assert inbox.add_many(batch, net.now) == [True, True, True]
+    inbox.close()
