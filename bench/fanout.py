@@ -97,9 +97,6 @@ def catchup_round(kind: str, mode: str, made: Fleet, folder: Path, *, count: int
             sender.publish(payload)
         if not sender.flush(120):
             raise RuntimeError("the broker did not acknowledge the queued messages")
-        # amqtt 0.12.1 drops fan-out still in its broadcast queue when the publisher
-        # disconnects just after its PUBACKs (about half of 200 were lost): HQ stays.
-        time.sleep(2.0)
         sender.close()
         workers = Workers(Spec(mode, node, made, run.port, count, data, 120), 1)
         workers.ready()

@@ -63,7 +63,6 @@ def tablet_round(kind: str, made: Fleet, folder: Path, *, count: int) -> dict[st
         for seq in range(1, count + 1):
             sender.publish(sender.payload(seq))
         sender.flush(120)
-        time.sleep(2.0)  # see fanout.catchup_round
         sender.close()
         tablet = _run_tablet(made, node, run.port, data, log)
         started = time.monotonic()

@@ -143,6 +143,5 @@ def _send_alert(made: Fleet, port: int) -> None:
     client.connect("127.0.0.1", port, keepalive=60)
     client.loop_start()
     client.publish(TOPIC, wire, qos=1).wait_for_publish(30)
-    time.sleep(2.0)  # see fanout.catchup_round: amqtt drops fan-out if the publisher leaves at once
     client.disconnect()
     client.loop_stop()
