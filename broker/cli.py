@@ -17,15 +17,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rich.console import Console
-from rich.logging import RichHandler
-
-from broker.archive_service import ArchiveService
 from broker.config import BrokerSettings, load_settings
 from broker.embedded import EmbeddedBroker
 from broker.errors import BrokerError
 from broker.mosquitto import write_mosquitto
-from certs import EnrolmentBundle, Pki
+from certs import EnrolmentBundle
+from certs.folder import own_country, trust_messages
 from schemas import BloError
 
 __all__ = ["main"]
@@ -73,7 +70,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _logging(verbose: bool) -> None:
-    handler = RichHandler(console=Console(stderr=True), show_path=False, markup=False)
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        from rich.console import Console  # an operator at a terminal
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=Console(stderr=True), show_path=False, markup=False)
+    else:
+        # A service's log (journald, a file): plain lines, and no rich renderer in memory.
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[handler], force=True)
     if not verbose:
         for noisy in ("amqtt", "transitions"):
@@ -81,7 +87,7 @@ def _logging(verbose: bool) -> None:
 
 
 def _archive_bundle(pki: Path) -> EnrolmentBundle:
-    country = Pki(pki).country
+    country = own_country(pki)
     node = f"{country}-archive"
     path = pki / "bundles" / f"{node}.json"
     if not path.exists():
@@ -98,13 +104,15 @@ async def _run(settings: BrokerSettings) -> None:
     await broker.start()
     archive = None
     if bundle is not None:
-        pki = Pki(settings.pki)
+        # Imported here: without an archive the broker never loads the client stack.
+        from broker.archive_service import ArchiveService
+
         archive = ArchiveService(
             bundle,
             "127.0.0.1",
             broker.port,
             settings.archive_db,
-            trust_source=pki.trust_messages,
+            trust_source=lambda: trust_messages(settings.pki),
         )
         archive.start()
         log.info("archive %s -> %s", archive.bundle.node, settings.archive_db)
@@ -120,8 +128,11 @@ async def _run(settings: BrokerSettings) -> None:
 
 
 def _archive_alone(args: argparse.Namespace) -> None:
+    from broker.archive_service import ArchiveService
+
     bundle = EnrolmentBundle.load(args.bundle)
-    source = Pki(args.pki).trust_messages if args.pki else None
+    pki: Path | None = args.pki
+    source = (lambda: trust_messages(pki)) if pki else None
     service = ArchiveService(
         bundle, args.host, args.port, args.data / "archive.sqlite3", trust_source=source
     )
@@ -168,12 +179,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 max_packet=args.max_packet,
                 user=args.user,
             )
+            from rich.console import Console
+
             Console().print(
                 f"wrote {conf}, {args.out / 'acl'} and {args.out / 'crl.pem'}\n"
                 f"run: mosquitto -c {conf}",
                 soft_wrap=True,
             )
     except BloError as exc:
+        from rich.console import Console
+
         Console(stderr=True, soft_wrap=True).print(
             f"[red]blo-broker: error:[/red] {exc}", highlight=False
         )

@@ -41,8 +41,8 @@ log = logging.getLogger("blo.broker")
 _NOT_AUTHORIZED = b"\x20\x02\x00\x05"
 # asyncio gives every TLS connection a 256 KiB read buffer (SSLProtocol.max_size),
 # zero-filled and so resident: 18 MiB for 74 tablets, 500 MiB for 2,000. A TLS
-# record holds at most 16 KiB, so reads of 32 KiB lose nothing.
-_TLS_READ_BUFFER = 32 * 1024
+# record holds at most 16 KiB of data, so reads of that size lose nothing.
+_TLS_READ_BUFFER = 16 * 1024 + 256
 
 
 class GuardedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt is untyped

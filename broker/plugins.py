@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from amqtt.contexts import Action as AmqttAction
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
-from cryptography import x509
-from cryptography.x509.oid import NameOID
 
 from schemas.access import Action, Rules
 
@@ -34,13 +32,12 @@ class CertAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]  # amqtt is untyped
 
     async def authenticate(self, *, session: Session) -> bool | None:
         ssl_object = session.ssl_object
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
-        if not der:
+        # The listener requires and verifies the certificate, so ssl's parsed form exists.
+        cert = ssl_object.getpeercert() if ssl_object else None
+        if not cert:
             return False
-        names = x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(
-            NameOID.COMMON_NAME
-        )
-        node = str(names[0].value) if names else None
+        names = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
+        node = names[0] if names else None
         if node != session.client_id:
             return False
         session.username = node

@@ -34,7 +34,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from certs.bundle import EnrolmentBundle, load_trust
+from certs import folder
+from certs.bundle import EnrolmentBundle
 from certs.errors import PkiExistsError, PkiInputError, PkiMissingError
 from certs.files import read_bytes, write_new, write_replace
 from certs.x509 import issue_client, issue_server, new_ca, new_tls_key, pem_cert, pem_key
@@ -122,31 +123,18 @@ class Pki:
 
     def roots(self) -> dict[str, list[bytes]]:
         """Pinned root public keys: this country's and any imported ones."""
-        found: dict[str, list[bytes]] = {}
-        own = self._path("root", "trust.pub")
-        files = [own, *sorted(self._path("roots").glob("*.pub"))]
-        for path in files:
-            key = serialization.load_pem_public_key(read_bytes(path, "run blo-certs init first"))
-            if not isinstance(key, Ed25519PublicKey):
-                raise PkiMissingError(f"{path} is not an Ed25519 public key")
-            country = self._own_country() if path == own else path.stem
-            found.setdefault(country, []).append(key.public_bytes_raw())
-        return found
+        return folder.roots(self.dir)
 
     def _own_country(self) -> str:
-        return (
-            read_bytes(self._path("root", "country"), "run blo-certs init first").decode().strip()
-        )
+        return folder.own_country(self.dir)
 
     def trust_messages(self) -> list[bytes]:
         """The signed keyset and revocation list of this country and of imported ones."""
-        paths = [self._path("trust", "keyset.msg"), self._path("trust", "revocation.msg")]
-        paths += sorted(self._path("roots").glob("*.msg"))
-        return [p.read_bytes() for p in paths if p.exists()]
+        return folder.trust_messages(self.dir)
 
     def trust_store(self, now: datetime) -> TrustStore:
         """A verified trust store over this folder's roots and trust messages."""
-        return load_trust(self.roots(), self.trust_messages(), now)
+        return folder.trust_store(self.dir, now)
 
     def keyset(self) -> Keyset:
         """The current keyset of this country, verified against its root."""

@@ -21,16 +21,16 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-from rich.console import Console
-from rich.logging import RichHandler
+from typing import TYPE_CHECKING
 
 from certs import EnrolmentBundle
 from publisher import Outbox
 from schemas import Alert, BloError, Kind, Lang, Receipt, ReceiptStatus, Role, Scope
 from subscriber.client import RECEIPT_DAYS, NodeClient
 from subscriber.inbox import Inbox
-from subscriber.views import inbox_table, message_view, status_table
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["main"]
 
@@ -70,7 +70,14 @@ def _folder(args: argparse.Namespace, bundle: EnrolmentBundle) -> Path:
 
 
 def _run(bundle: EnrolmentBundle, args: argparse.Namespace) -> None:
-    handler = RichHandler(console=Console(stderr=True), show_path=False, markup=False)
+    # The tablet's long-running process: rich only for a person at a terminal.
+    handler: logging.Handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=Console(stderr=True), show_path=False, markup=False)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(message)s",
@@ -87,6 +94,8 @@ def _run(bundle: EnrolmentBundle, args: argparse.Namespace) -> None:
 
 
 def _show(bundle: EnrolmentBundle, args: argparse.Namespace, console: Console) -> int:
+    from subscriber.views import message_view
+
     folder = _folder(args, bundle)
     inbox = Inbox(folder / "inbox.sqlite3")
     found = inbox.find(args.id.lower())
@@ -117,13 +126,18 @@ def _show(bundle: EnrolmentBundle, args: argparse.Namespace, console: Console) -
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``blo-sub``; returns the exit status."""
     args = _parser().parse_args(argv)
-    console = Console(soft_wrap=False)
+    from rich.console import Console  # (not loaded by the running client itself)
+
     try:
         bundle = EnrolmentBundle.load(args.bundle)
         folder = _folder(args, bundle)
         if args.command == "run":
             _run(bundle, args)
-        elif args.command == "show":
+            return 0
+        from subscriber.views import inbox_table, status_table
+
+        console = Console(soft_wrap=False)
+        if args.command == "show":
             return _show(bundle, args, console)
         elif args.command == "inbox":
             inbox = Inbox(folder / "inbox.sqlite3")

@@ -266,7 +266,7 @@ class NodeClient:
                 batch = [self._incoming.get(timeout=0.2)]
             except queue.Empty:
                 continue
-            while len(batch) < 500:
+            while len(batch) < 100:
                 try:
                     batch.append(self._incoming.get_nowait())
                 except queue.Empty:
