@@ -317,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     names = args.names or NAMES
     brokers = [b for b in args.brokers.split(",") if b]
     console = Console()
+    if not console.is_terminal:  # a log or a pipe: wide enough for the tables
+        console = Console(width=max(console.width, 132))
     if "mosquitto" in brokers and mosquitto_binary() is None:
         console.print(
             "[yellow]mosquitto is not installed: apt-get install mosquitto; skipped[/yellow]"

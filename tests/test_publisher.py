@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from brokers import Network
+from brokers import BrokerHandle, Network
 from netsim import ALERT, REFERENCE
+from nodekit import Nodes, wait_for
 
 from certs import EnrolmentBundle
 from publisher import Outbox
 from publisher.cli import main
-from schemas import Alert, Bulletin, Incident, Kind, MsgType, Scope, open_envelope
+from schemas import Alert, Bulletin, Incident, Kind, Lang, MsgType, Scope, open_envelope
+from subscriber.views import headline
 
 
 def queued(folder: Path, bundle: Path) -> list[object]:
@@ -247,3 +250,40 @@ def test_sequence_numbers_are_never_reused(network: Network, tmp_path: Path) -> 
         again.submit(ALERT, Scope.country("kh"), issued=now, expires=now + timedelta(days=1)).seq
         == 91
     )
+
+
+def test_send_now_reaches_a_running_tablet(
+    broker: BrokerHandle, nodes: Nodes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``blo-pub alert --send``: HQ connects, sends, leaves at once; the tablet has it."""
+    bavet = nodes.start("kh-blo-bavet")
+    assert wait_for(bavet.connected.is_set, 10)
+    time.sleep(1.0)  # its subscriptions go out after CONNACK
+    bundle = str(broker.network.bundle("kh-nacd"))
+    status = main(
+        [
+            "alert",
+            "--bundle",
+            bundle,
+            "--data",
+            str(tmp_path / "hq"),
+            "--scope",
+            "country:kh",
+            "--category",
+            "drug_seizure",
+            "--severity",
+            "severe",
+            "--headline",
+            "Sent at once",
+            "--send",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(broker.port),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "sent" in out
+    assert wait_for(lambda: bavet.inbox.count() >= 1, 20)
+    assert [headline(s.body, Lang.EN) for s in bavet.inbox.messages()] == ["Sent at once"]
