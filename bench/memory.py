@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.harness import ROOT, Fleet, broker, peak_rss_mib
+from bench.harness import ROOT, Fleet, broker, peak_rss_mib, stop_process
 from bench.sender import Sender
 
 
@@ -37,15 +37,6 @@ def _held(inbox: Path) -> int:
             return 0
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
 def tablet_round(kind: str, made: Fleet, folder: Path, *, count: int) -> dict[str, float]:
     """Peak RSS (MiB) of ``blo-sub run`` after catching up on ``count`` queued alerts."""
     node = made.tablets[0]
@@ -58,7 +49,7 @@ def tablet_round(kind: str, made: Fleet, folder: Path, *, count: int) -> dict[st
         while '"up"' not in _state(inbox) and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(1.0)  # its subscriptions are sent right after CONNACK
-        _stop(first)
+        stop_process(first)
         sender = Sender("project", made, run.port, folder)
         for seq in range(1, count + 1):
             sender.publish(sender.payload(seq))
@@ -70,7 +61,7 @@ def tablet_round(kind: str, made: Fleet, folder: Path, *, count: int) -> dict[st
             time.sleep(0.1)
         held = _held(inbox)
         mib = peak_rss_mib(tablet.pid)
-        _stop(tablet)
+        stop_process(tablet)
     return {"tablet_mib": mib, "held": held, "seconds": time.monotonic() - started}
 
 

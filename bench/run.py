@@ -165,67 +165,86 @@ def bench_fanout(console: Console, plan: Plan, made: Fleet, work: Path, brokers:
     return results
 
 
-def bench_receive(console: Console, plan: Plan, made: Fleet, work: Path, brokers: list[str]) -> Any:
+def _one_tablet(
+    console: Console,
+    title: str,
+    round_: Callable[..., dict[str, Any]],
+    key: str,
+    unit: str,
+    goal: tuple[str, float],
+    plan: Plan,
+    made: Fleet,
+    work: Path,
+    brokers: list[str],
+    count: int,
+) -> dict[str, Any]:
+    """receive and catchup: one figure per path, and the project/raw ratio against a goal."""
     results: dict[str, Any] = {}
-    table = Table(title=f"receive: one tablet draining {plan.receive_count:,} messages; msgs/s")
-    for column in ("broker", "project msgs/s", "raw msgs/s", "ratio (goal >= 0.6)"):
+    table = Table(title=title)
+    for column in ("broker", f"project {unit}", f"raw {unit}", f"ratio (goal {goal[0]} {goal[1]})"):
         table.add_column(column)
+    digits = 0 if unit == "msgs/s" else 3
     for kind in brokers:
         runs = _rounds(
-            lambda mode, n, kind=kind: fanout.receive_round(
-                kind, mode, made, work / f"receive-{kind}-{mode}-{n}", count=plan.receive_count
+            lambda mode, n, kind=kind: round_(
+                kind, mode, made, work / f"{key}-{kind}-{mode}-{n}", count=count
             ),
             plan.rounds,
         )
-        rate = {m: [r["msgs_per_s"] for r in runs[m]] for m in MODES}
-        ratio = spread(rate["project"])[0] / spread(rate["raw"])[0]
+        values = {m: [r[key] for r in runs[m]] for m in MODES}
+        ratio = spread(values["project"])[0] / spread(values["raw"])[0]
+        met = ratio >= goal[1] if goal[0] == ">=" else ratio <= goal[1]
         results[kind] = {
             "ratio": ratio,
-            "msgs_per_s": spread(rate["project"])[0],
-            "raw_msgs_per_s": spread(rate["raw"])[0],
+            key: spread(values["project"])[0],
+            f"raw_{key}": spread(values["raw"])[0],
             "rounds": runs,
         }
         table.add_row(
             kind,
-            _cell(rate["project"], 0),
-            _cell(rate["raw"], 0),
-            f"{ratio:.2f} {_verdict(ratio >= 0.6)}",
+            _cell(values["project"], digits),
+            _cell(values["raw"], digits),
+            f"{ratio:.2f} {_verdict(met)}",
         )
     console.print(table)
     return results
+
+
+def bench_receive(console: Console, plan: Plan, made: Fleet, work: Path, brokers: list[str]) -> Any:
+    title = f"receive: one tablet draining {plan.receive_count:,} messages; msgs/s"
+    return _one_tablet(
+        console,
+        title,
+        fanout.receive_round,
+        "msgs_per_s",
+        "msgs/s",
+        (">=", 0.6),
+        plan,
+        made,
+        work,
+        brokers,
+        plan.receive_count,
+    )
 
 
 def bench_catchup(console: Console, plan: Plan, made: Fleet, work: Path, brokers: list[str]) -> Any:
-    results: dict[str, Any] = {}
-    table = Table(
-        title=f"catchup: {plan.catchup_count:,} alerts queued while offline; "
+    title = (
+        f"catchup: {plan.catchup_count:,} alerts queued while offline; "
         "seconds from reconnect to the last one committed"
     )
-    for column in ("broker", "project s", "raw s", "ratio (goal <= 1.5)"):
-        table.add_column(column)
-    for kind in brokers:
-        runs = _rounds(
-            lambda mode, n, kind=kind: fanout.catchup_round(
-                kind, mode, made, work / f"catchup-{kind}-{mode}-{n}", count=plan.catchup_count
-            ),
-            plan.rounds,
-        )
-        secs = {m: [r["seconds"] for r in runs[m]] for m in MODES}
-        ratio = spread(secs["project"])[0] / spread(secs["raw"])[0]
-        results[kind] = {
-            "ratio": ratio,
-            "seconds": spread(secs["project"])[0],
-            "raw_seconds": spread(secs["raw"])[0],
-            "rounds": runs,
-        }
-        table.add_row(
-            kind,
-            _cell(secs["project"], 3),
-            _cell(secs["raw"], 3),
-            f"{ratio:.2f} {_verdict(ratio <= 1.5)}",
-        )
-    console.print(table)
-    return results
+    return _one_tablet(
+        console,
+        title,
+        fanout.catchup_round,
+        "seconds",
+        "s",
+        ("<=", 1.5),
+        plan,
+        made,
+        work,
+        brokers,
+        plan.catchup_count,
+    )
 
 
 def bench_scale(console: Console, plan: Plan, made: Fleet, work: Path, brokers: list[str]) -> Any:
@@ -294,7 +313,12 @@ def bench_memory(
     console.print(
         f"memory: embedded broker with {plan.tablets} tablets connected, "
         f"{plan.sustained_rate:g} alerts/s: {broker_mib:.1f} MiB peak (goal <= 60) "
-        f"{_verdict(broker_mib <= 60)}; at {plan.rate:g} alerts/s: {overload_mib:.1f} MiB"
+        f"{_verdict(broker_mib <= 60)}"
+        + (
+            f"; at {plan.rate:g} alerts/s: {overload_mib:.1f} MiB"
+            if overload_mib == overload_mib
+            else ""
+        )
     )
     return {
         "tablet_mib": tablet,
