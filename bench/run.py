@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import subprocess
 import sys
@@ -316,7 +317,7 @@ def bench_memory(
         f"{_verdict(broker_mib <= 60)}"
         + (
             f"; at {plan.rate:g} alerts/s: {overload_mib:.1f} MiB"
-            if overload_mib == overload_mib
+            if not math.isnan(overload_mib)
             else ""
         )
     )
