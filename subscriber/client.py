@@ -288,8 +288,9 @@ class NodeClient:
         try:
             stored = self.inbox.add_many(keep, now)
         except sqlite3.Error as exc:
-            # Nothing of the batch is acknowledged: the broker sends it again, and
-            # the replay window forgets it so that it is accepted then.
+            # Nothing of the batch is acknowledged, and the replay window forgets it:
+            # the broker sends it again after the next reconnect, and the periodic
+            # catch-up asks the archive for it before that.
             log.error("%s: inbox write failed (%s); the batch will be redelivered", self.me, exc)
             self._rebuild_window(now)
             return
