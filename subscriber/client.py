@@ -22,6 +22,7 @@ import queue
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -277,16 +278,22 @@ class NodeClient:
         """Check each message, commit the accepted ones together, then acknowledge all."""
         now = self.clock()
         keep: list[Accepted] = []
+        refused: Counter[str] = Counter()
         for item in batch:
             try:
                 result = self._check(item.topic, item.payload, now)
             except BloError as exc:  # one bad message never stops the client
                 log.warning("%s: %s on %s", self.me, exc, item.topic)
                 continue
-            if result is not None:
+            if isinstance(result, Accepted):
                 keep.append(result)
+            elif result is not None:
+                refused[result.reason.value] += 1
         try:
-            stored = self.inbox.add_many(keep, now)
+            # Refusals are counted in the same transaction: after a cut the broker
+            # resends its whole in-flight window, and one fsync per duplicate let
+            # the backlog outlive the next link (the full soak stalled so).
+            stored = self.inbox.add_many(keep, now, refused)
         except sqlite3.Error as exc:
             # Nothing of the batch is acknowledged, and the replay window forgets it:
             # the broker sends it again after the next reconnect, and the periodic
@@ -311,8 +318,9 @@ class NodeClient:
             window.commit(sender, seq, now)
         self.receiver.window = window
 
-    def _check(self, topic: str, payload: bytes, now: datetime) -> Accepted | None:
-        """Run the receiver core; returns what the inbox should hold, handles the rest."""
+    def _check(self, topic: str, payload: bytes, now: datetime) -> Accepted | Rejected | None:
+        """Run the receiver core. Returns what the inbox should hold, or a refusal to
+        count; handles the rest (quarantine, trust messages) itself."""
         result = self.receiver.receive(topic, payload, now)
         if isinstance(result, Rejected):
             trust_echo = result.header is not None and result.header.kind in (
@@ -327,9 +335,9 @@ class NodeClient:
             else:
                 # Duplicates are counted too (a replay attack shows as a rising count),
                 # but only refusals that are not the normal echo of at-least-once are logged.
-                self.inbox.count_rejection(result.reason.value)
                 if not result.reason.benign:
                     log.warning("%s %s", self.me, result)
+                return result
             return None
         h = result.header
         if h.kind in (Kind.KEYSET, Kind.REVOCATION):

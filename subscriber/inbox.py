@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +67,11 @@ CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+_COUNT_REFUSED = (
+    "INSERT INTO rejected VALUES (?, ?) ON CONFLICT(reason) DO UPDATE SET count = count + ?"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Stored:
     """A message held in the inbox, with its verified header and decoded body."""
@@ -117,12 +123,15 @@ class Inbox:
         """Commit an accepted message; False if it was already held."""
         return self._write(self._statements(accepted, now)) > 0
 
-    def add_many(self, batch: list[Accepted], now: datetime) -> list[bool]:
-        """Commit several accepted messages in one transaction (one fsync, not one each).
+    def add_many(
+        self, batch: list[Accepted], now: datetime, refused: Mapping[str, int] | None = None
+    ) -> list[bool]:
+        """Commit several accepted messages, and counts of ``refused`` ones by reason, in
+        one transaction (one fsync, not one each).
 
-        Returns, for each, whether it was new. All or none are committed.
+        Returns, for each message, whether it was new. All or none are committed.
         """
-        if not batch:
+        if not batch and not refused:
             return []
         new = []
         with self._lock:
@@ -133,6 +142,8 @@ class Inbox:
                     new.append(self._db.execute(*first).rowcount > 0)
                     for sql, args in rest:
                         self._db.execute(sql, args)
+                for reason, count in (refused or {}).items():
+                    self._db.execute(_COUNT_REFUSED, (reason, count, count))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -272,15 +283,7 @@ class Inbox:
 
     def count_rejection(self, reason: str) -> None:
         """Count one refused message."""
-        self._write(
-            [
-                (
-                    "INSERT INTO rejected VALUES (?, 1) "
-                    "ON CONFLICT(reason) DO UPDATE SET count = count + 1",
-                    (reason,),
-                )
-            ]
-        )
+        self._write([(_COUNT_REFUSED, (reason, 1, 1))])
 
     def rejections(self) -> dict[str, int]:
         """Refused messages by reason."""

@@ -31,6 +31,10 @@ def test_add_many_commits_a_batch_and_says_which_were_new(tmp_path: Path) -> Non
     assert inbox.add_many(batch, net.now) == [True, False, True, True, True]
     assert inbox.count() == 5
     assert inbox.add_many([], net.now) == []
+    # Refusals are counted in the same transaction as the batch.
+    assert inbox.add_many(batch[:1], net.now, {"duplicate": 3, "bad_signature": 1}) == [False]
+    inbox.count_rejection("duplicate")
+    assert inbox.rejections() == {"bad_signature": 1, "duplicate": 4}
     # Held by a second connection too: the batch is committed, not just cached.
     again = Inbox(tmp_path / "inbox.sqlite3")
     assert again.count() == 5
