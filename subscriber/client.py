@@ -17,6 +17,7 @@ The same client runs on a BLO tablet and at an HQ (``blo-sub run``):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -272,7 +273,14 @@ class NodeClient:
                     batch.append(self._incoming.get_nowait())
                 except queue.Empty:
                     break
-            self._commit(batch)
+            try:
+                self._commit(batch)
+            except Exception:  # the receive path must outlive any one batch
+                # Nothing of it was acknowledged and the window forgets it, so the
+                # broker or the archive brings it again and it is accepted then.
+                log.exception("%s: a batch of %d messages failed", self.me, len(batch))
+                with contextlib.suppress(Exception):
+                    self._rebuild_window(self.clock())
 
     def _commit(self, batch: list[_Incoming]) -> None:
         """Check each message, commit the accepted ones together, then acknowledge all."""

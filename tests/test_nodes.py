@@ -102,3 +102,28 @@ def test_officer_commands_show_khmer(
     out = capsys.readouterr().out
     assert "1 waiting" in out  # delivered went out; the read receipt waits for the link
     assert "kh v" in out
+
+
+@pytest.mark.parametrize("broker", ["amqtt"], indirect=True)
+def test_a_failing_batch_does_not_stop_the_receive_loop(
+    nodes: Nodes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fault inside the commit path (here the officer-notification hook) is logged;
+    the client keeps receiving, and nothing accepted is lost."""
+    hq = nodes.start("kh-nacd")
+    bavet = nodes.start("kh-blo-bavet")
+    assert hq.connected.wait(10)
+    assert bavet.connected.wait(10)
+    calls: list[int] = []
+
+    def notify(accepted: object) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the notification service is down")
+
+    bavet.on_stored = notify
+    first = hq.send(ALERT, Scope.country("kh"), days=7)
+    assert wait_for(lambda: len(calls) >= 1)
+    second = hq.send(ALERT, Scope.country("kh"), days=7)
+    assert wait_for(lambda: {s.msg_id for s in bavet.inbox.messages()} == {first, second})
+    assert any("a batch of" in r.message for r in caplog.records)
