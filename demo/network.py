@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from certs import Pki
+from certs import NodeSpec, Pki
 from demo.offices import HQ, Office
 from schemas import Role
 
@@ -42,17 +42,16 @@ def provision(root: Path, offices: list[Office], now: datetime) -> DemoPki:
     vn, kh = Pki(pki.vn), Pki(pki.kh)
     vn.init("vn", VN_HQ, now)
     kh.init("kh", HQ, now)
-    for office in offices:
-        folder = vn if office.country == "vn" else kh
-        folder.issue(
-            office.node,
-            Role.BLO,
-            now,
-            regions=office.regions,
-            counterparts=office.counterparts,
-        )
-    kh.issue(ARCHIVE, Role.ARCHIVE, now)
-    kh.issue(ATTACKER, Role.REGIONAL, now)
+    # One keyset version per country for the whole fleet; bundles are written below.
+    for country, folder in (("vn", vn), ("kh", kh)):
+        specs = [
+            NodeSpec(o.node, Role.BLO, o.regions, o.counterparts)
+            for o in offices
+            if o.country == country
+        ]
+        if country == "kh":
+            specs += [NodeSpec(ARCHIVE, Role.ARCHIVE), NodeSpec(ATTACKER, Role.REGIONAL)]
+        folder.issue_many(specs, now, bundles=False)
     kh.server("broker", ["localhost", "127.0.0.1"], now)
     vn.import_root(pki.kh)
     kh.import_root(pki.vn)

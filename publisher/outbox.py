@@ -83,38 +83,31 @@ class Outbox:
         msg_id: bytes | None = None,
     ) -> Queued:
         """Seal ``body`` with the next sequence number and commit it. Raises ``BloError``."""
+        return self.submit_many([(body, scope)], issued=issued, expires=expires, msg_id=msg_id)[0]
+
+    def submit_many(
+        self,
+        items: list[tuple[WireModel, Scope]],
+        *,
+        issued: datetime,
+        expires: datetime,
+        msg_id: bytes | None = None,
+    ) -> list[Queued]:
+        """Seal and commit several messages with consecutive numbers, in one transaction
+        (one fsync: a tablet's receipts for a batch of alerts). All or none are queued."""
+        if msg_id is not None and len(items) != 1:
+            raise OutboxError("a message id can be given for a single message only")
+        queued: list[Queued] = []
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 row = self._db.execute(
                     "SELECT value FROM outbox_meta WHERE key = 'last_seq'"
                 ).fetchone()
-                seq = (row[0] if row else 0) + 1
-                data = seal(
-                    self.signer,
-                    body,
-                    seq=seq,
-                    scope=scope,
-                    issued=issued,
-                    expires=expires,
-                    msg_id=msg_id,
-                )
-                header = open_envelope(data).header
-                topics = topics_for(header.kind, scope, self.signer.sender)
-                if not topics:
-                    raise OutboxError(f"a {header.kind.label} cannot be sent to {scope}")
-                self._db.execute(
-                    "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-                    (
-                        seq,
-                        header.msg_id,
-                        int(header.kind),
-                        str(scope),
-                        "\n".join(topics),
-                        data,
-                        int(issued.timestamp()),
-                    ),
-                )
+                seq = row[0] if row else 0
+                for body, scope in items:
+                    seq += 1
+                    queued.append(self._insert(seq, body, scope, issued, expires, msg_id))
                 self._db.execute(
                     "INSERT INTO outbox_meta VALUES ('last_seq', ?) "
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -125,6 +118,36 @@ class Outbox:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
+        return queued
+
+    def _insert(
+        self,
+        seq: int,
+        body: WireModel,
+        scope: Scope,
+        issued: datetime,
+        expires: datetime,
+        msg_id: bytes | None,
+    ) -> Queued:
+        data = seal(
+            self.signer, body, seq=seq, scope=scope, issued=issued, expires=expires, msg_id=msg_id
+        )
+        header = open_envelope(data).header
+        topics = topics_for(header.kind, scope, self.signer.sender)
+        if not topics:
+            raise OutboxError(f"a {header.kind.label} cannot be sent to {scope}")
+        self._db.execute(
+            "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+            (
+                seq,
+                header.msg_id,
+                int(header.kind),
+                str(scope),
+                "\n".join(topics),
+                data,
+                int(issued.timestamp()),
+            ),
+        )
         return Queued(seq, header.msg_id, header.kind, str(scope), topics, data)
 
     def _rows(self, sql: str, args: tuple[object, ...]) -> list[Queued]:

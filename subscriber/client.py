@@ -180,10 +180,18 @@ class NodeClient:
         return True
 
     def _receipt(self, of: bytes, to: str, status: ReceiptStatus) -> None:
-        if self.bundle.role is not Role.BLO or not self.receipts:
+        self._receipts([(of, to)], status)
+
+    def _receipts(self, alerts: list[tuple[bytes, str]], status: ReceiptStatus) -> None:
+        """Queue a receipt for each (alert id, sender), all in one outbox transaction."""
+        if self.bundle.role is not Role.BLO or not self.receipts or not alerts:
             return
         now = self.clock().replace(microsecond=0)
-        self.send(Receipt(of=of, status=status, at=now), Scope.node(to))
+        self.outbox.submit_many(
+            [(Receipt(of=of, status=status, at=now), Scope.node(to)) for of, to in alerts],
+            issued=now,
+            expires=now + timedelta(days=RECEIPT_DAYS),
+        )
 
     def _flush(self) -> None:
         """Publish what the outbox holds; mark it sent once every topic is acknowledged.
@@ -309,12 +317,14 @@ class NodeClient:
             log.error("%s: inbox write failed (%s); the batch will be redelivered", self.me, exc)
             self._rebuild_window(now)
             return
-        for result, new in zip(keep, stored, strict=True):
-            if not new:
-                continue
-            if result.header.kind is Kind.ALERT:
-                self._receipt(result.header.msg_id, result.header.sender, ReceiptStatus.DELIVERED)
-            if self.on_stored is not None:
+        fresh = [result for result, new in zip(keep, stored, strict=True) if new]
+        # One outbox transaction for the batch's receipts, as for the inbox.
+        self._receipts(
+            [(r.header.msg_id, r.header.sender) for r in fresh if r.header.kind is Kind.ALERT],
+            ReceiptStatus.DELIVERED,
+        )
+        if self.on_stored is not None:
+            for result in fresh:
                 self.on_stored(result)
         for item in batch:
             if item.link == self._link:  # a message id from an older link means nothing now

@@ -14,9 +14,20 @@ from netsim import ALERT, REFERENCE
 from nodekit import Nodes, wait_for
 
 from certs import EnrolmentBundle
-from publisher import Outbox
+from publisher import Outbox, OutboxError
 from publisher.cli import main
-from schemas import Alert, Bulletin, Incident, Kind, Lang, MsgType, Scope, open_envelope
+from schemas import (
+    Alert,
+    Bulletin,
+    Incident,
+    Kind,
+    Lang,
+    MsgType,
+    Receipt,
+    ReceiptStatus,
+    Scope,
+    open_envelope,
+)
 from subscriber.views import headline
 
 
@@ -287,3 +298,26 @@ def test_send_now_reaches_a_running_tablet(
     assert "sent" in out
     assert wait_for(lambda: bavet.inbox.count() >= 1, 20)
     assert [headline(s.body, Lang.EN) for s in bavet.inbox.messages()] == ["Sent at once"]
+
+
+def test_submit_many_numbers_in_order_and_queues_all_or_none(
+    network: Network, tmp_path: Path
+) -> None:
+    """A tablet's receipts for a batch of alerts: one transaction, consecutive numbers."""
+    outbox = Outbox(
+        tmp_path / "outbox.sqlite3", EnrolmentBundle.load(network.bundle("kh-blo-bavet")).signer()
+    )
+    now = datetime.now(UTC).replace(microsecond=0)
+    later = now + timedelta(days=30)
+    receipts = [
+        (Receipt(of=bytes([i]) * 16, status=ReceiptStatus.DELIVERED, at=now), Scope.node("kh-nacd"))
+        for i in range(3)
+    ]
+    assert [q.seq for q in outbox.submit_many(receipts, issued=now, expires=later)] == [1, 2, 3]
+    # One item without a topic (a receipt to a country) and none of the batch is queued.
+    bad = [receipts[0], (receipts[1][0], Scope.country("kh"))]
+    with pytest.raises(OutboxError):
+        outbox.submit_many(bad, issued=now, expires=later)
+    assert outbox.counts() == (0, 3)
+    assert outbox.submit(*receipts[2], issued=now, expires=later).seq == 4
+    outbox.close()
