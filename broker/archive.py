@@ -25,6 +25,7 @@ __all__ = ["ArchiveStore", "Stored", "entitled"]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS envelopes (
     sender   TEXT    NOT NULL,
+    epoch    INTEGER NOT NULL,
     seq      INTEGER NOT NULL,
     msg_id   BLOB    NOT NULL UNIQUE,
     kind     INTEGER NOT NULL,
@@ -33,7 +34,7 @@ CREATE TABLE IF NOT EXISTS envelopes (
     issued   INTEGER NOT NULL,
     received INTEGER NOT NULL,
     data     BLOB    NOT NULL,
-    PRIMARY KEY (sender, seq)
+    PRIMARY KEY (sender, epoch, seq)
 ) WITHOUT ROWID;
 """
 
@@ -43,6 +44,7 @@ class Stored:
     """One archived envelope: where it was published and its exact bytes."""
 
     sender: str
+    epoch: int
     seq: int
     topic: str
     scope: str
@@ -78,9 +80,10 @@ class ArchiveStore:
         h = accepted.header
         with self._lock:
             cursor = self._db.execute(
-                "INSERT OR IGNORE INTO envelopes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO envelopes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     h.sender,
+                    h.epoch,
                     h.seq,
                     h.msg_id,
                     int(h.kind),
@@ -93,20 +96,34 @@ class ArchiveStore:
             )
         return cursor.rowcount == 1
 
-    def range(self, sender: str, first: int, last: int | None, limit: int) -> list[Stored]:
-        """Envelopes of ``sender`` with ``first`` <= seq <= ``last``, oldest first."""
+    def range(
+        self, sender: str, epoch: int, first: int, last: int | None, limit: int
+    ) -> list[Stored]:
+        """Envelopes of ``sender``'s ``epoch`` with ``first`` <= seq <= ``last``, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT sender, seq, topic, scope, data FROM envelopes "
-                "WHERE sender = ? AND seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
-                (sender, first, last if last is not None else 2**63 - 1, limit),
+                "SELECT sender, epoch, seq, topic, scope, data FROM envelopes "
+                "WHERE sender = ? AND epoch = ? AND seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
+                (sender, epoch, first, last if last is not None else 2**63 - 1, limit),
             ).fetchall()
         return [Stored(*row) for row in rows]
 
-    def sequences(self) -> Iterator[tuple[str, int]]:
-        """Every (sender, seq) held, in order (to rebuild the replay window at start)."""
+    def epochs(self, sender: str) -> list[int]:
+        """The epochs (outboxes) of ``sender`` held, oldest first."""
         with self._lock:
-            rows = self._db.execute("SELECT sender, seq FROM envelopes ORDER BY sender, seq")
+            rows = self._db.execute(
+                "SELECT epoch FROM envelopes WHERE sender = ? "
+                "GROUP BY epoch ORDER BY min(received)",
+                (sender,),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def sequences(self) -> Iterator[tuple[str, int, int]]:
+        """Every (sender, epoch, seq) held, in order (to rebuild the replay window at start)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT sender, epoch, seq FROM envelopes ORDER BY sender, epoch, seq"
+            )
             yield from rows.fetchall()
 
     def count(self) -> int:

@@ -25,7 +25,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from broker.archive import ArchiveStore, entitled
+from broker.archive import ArchiveStore, Stored, entitled
 from broker.errors import BrokerError
 from certs import EnrolmentBundle
 from schemas import (
@@ -36,9 +36,11 @@ from schemas import (
     Rejected,
     ReplayRequest,
     TrustStore,
+    catch_up_request,
     country_of,
     decode_request,
     encode_request,
+    gap_spans,
     is_node_id,
     open_envelope,
     replay_topic,
@@ -82,8 +84,8 @@ class ArchiveService:
         self.store = ArchiveStore(db)
         self.trust: TrustStore = bundle.trust_store(clock())
         self.receiver = Receiver(self.trust)
-        for sender, seq in self.store.sequences():
-            self.receiver.window.commit(sender, seq, clock())
+        for sender, epoch, seq in self.store.sequences():
+            self.receiver.window.commit(sender, seq, clock(), epoch=epoch)
         self._asked: dict[str, float] = {}
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -182,7 +184,14 @@ class ArchiveService:
             log.warning("replay refused to %s: not an active node", node)
             return
         rules = rules_for(entry, keyset.nodes)
-        items = self.store.range(request.sender, request.first, request.last, MAX_REPLAY)
+        items: list[Stored] = []
+        epochs = [request.epoch] if request.epoch else self.store.epochs(request.sender)
+        for epoch in epochs:
+            first = request.start(epoch)
+            if first is not None and len(items) < MAX_REPLAY:
+                last = request.last if request.epoch else None
+                limit = MAX_REPLAY - len(items)
+                items += self.store.range(request.sender, epoch, first, last, limit)
         served = [item for item in items if entitled(entry, rules, item)]
         for item in served:
             self.client.publish(replay_topic(node), item.data, qos=1)
@@ -223,20 +232,19 @@ class ArchiveService:
                     published = current
                     self.publish_trust()
             now = self.clock()
-            spans: dict[str, tuple[int, int]] = {}
-            for gap in self.receiver.gaps(now, self.gap_grace):
-                low, high = spans.get(gap.sender, (gap.first, gap.last))
-                spans[gap.sender] = (min(low, gap.first), max(high, gap.last))
-            for sender, (first, last) in spans.items():
-                # Once per sender per period: a gap that shrinks as resends arrive
+            for (sender, epoch), (first, last) in gap_spans(
+                self.receiver.gaps(now, self.gap_grace)
+            ):
+                # Once per stream per period: a gap that shrinks as resends arrive
                 # is not asked for again before the first answer had time to come.
-                if time.monotonic() - self._asked.get(sender, 0.0) < 30:
+                key = f"{sender}/{epoch}"
+                if time.monotonic() - self._asked.get(key, 0.0) < 30:
                     continue
-                self._asked[sender] = time.monotonic()
-                request = ReplayRequest(sender=sender, first=first, last=last)
+                self._asked[key] = time.monotonic()
+                request = ReplayRequest(sender=sender, first=first, last=last, epoch=epoch)
                 self.client.publish(resend_topic(sender), encode_request(request), qos=1)
                 self.stats["resend_asked"] += 1
-                log.info("asked %s to resend #%d-%d", sender, first, last)
+                log.info("asked %s to resend #%d-%d of outbox %x", sender, first, last, epoch)
             if time.monotonic() >= self._probe_at:
                 self._probe()
 
@@ -249,6 +257,5 @@ class ArchiveService:
         self._probe_backoff = min(self._probe_backoff * 2, self.probe_every)
         self._probe_at = time.monotonic() + self._probe_backoff
         for sender in (s for s in self.receiver.window.senders() if is_node_id(s)):
-            first = self.receiver.window.top(sender) + 1
-            request = ReplayRequest(sender=sender, first=first)
+            request = catch_up_request(sender, self.receiver.window)
             self.client.publish(resend_topic(sender), encode_request(request), qos=1)

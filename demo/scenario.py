@@ -377,8 +377,9 @@ class Demo:
             return []
         held = {
             open_envelope(item.data).header.msg_id
-            for sender in {sender for sender, _ in self._archive.store.sequences()}
-            for item in self._archive.store.range(sender, 1, None, 10_000)
+            for sender in {sender for sender, _, _ in self._archive.store.sequences()}
+            for epoch in self._archive.store.epochs(sender)
+            for item in self._archive.store.range(sender, epoch, 1, None, 10_000)
         }
         forged = self._attack.forged_ids & held
         return [f"the archive stored {len(forged)} forged message(s)"] if forged else []

@@ -7,10 +7,17 @@ second process (``blo-pub`` and ``blo-sub run`` share the outbox). A message
 is marked sent when the broker acknowledges every topic it went to; until
 then, and after any crash or reboot, it is sent again. Repeats are harmless:
 receivers drop duplicates by sequence number and message id.
+
+Each outbox file draws a random ``epoch`` when it is created and signs it into
+every header: sequence numbers count within it. A second outbox of the same
+identity (a reinstalled tablet, another ``--data`` folder, a replaced key)
+starts again at #1 under another epoch, so no receiver can take its messages
+for the first one's and drop them as duplicates.
 """
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -18,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from publisher.errors import OutboxError
-from schemas import Kind, Scope, Signer, WireModel, open_envelope, seal, topics_for
+from schemas import MAX_EPOCH, Kind, Scope, Signer, WireModel, open_envelope, seal, topics_for
 
 __all__ = ["Outbox", "Queued"]
 
@@ -70,8 +77,27 @@ class Outbox:
         self.path = path
         self.signer = signer
         self._db = connect(path)
-        self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
+        try:
+            self._db.executescript(_SCHEMA)
+            self.epoch = self._epoch()
+        except sqlite3.Error as exc:
+            raise OutboxError(f"{path}: {exc}") from None
+
+    def _epoch(self) -> int:
+        """This file's epoch, drawn once when it is first opened (under a write lock,
+        so two processes opening a new file at once agree on it)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self._db.execute("SELECT value FROM outbox_meta WHERE key = 'epoch'").fetchone()
+            if row is None:
+                row = (1 + secrets.randbelow(MAX_EPOCH),)
+                self._db.execute("INSERT INTO outbox_meta VALUES ('epoch', ?)", row)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return int(row[0])
 
     def submit(
         self,
@@ -92,11 +118,21 @@ class Outbox:
         issued: datetime,
         expires: datetime,
         msg_id: bytes | None = None,
+        msg_ids: list[bytes] | None = None,
     ) -> list[Queued]:
         """Seal and commit several messages with consecutive numbers, in one transaction
-        (one fsync: a tablet's receipts for a batch of alerts). All or none are queued."""
+        (one fsync: a tablet's receipts for a batch of alerts). All or none are queued.
+
+        With ``msg_ids`` (one per item), an item whose id the outbox already holds
+        is skipped: queueing is idempotent, e.g. for receipts owed after a crash.
+        Returns what was queued now.
+        """
         if msg_id is not None and len(items) != 1:
             raise OutboxError("a message id can be given for a single message only")
+        if msg_ids is not None and len(msg_ids) != len(items):
+            raise OutboxError("one message id per message, or none")
+        skip_held = msg_ids is not None
+        ids: list[bytes | None] = list(msg_ids) if msg_ids is not None else [msg_id] * len(items)
         queued: list[Queued] = []
         with self._lock:
             try:
@@ -105,18 +141,31 @@ class Outbox:
                     "SELECT value FROM outbox_meta WHERE key = 'last_seq'"
                 ).fetchone()
                 seq = row[0] if row else 0
-                for body, scope in items:
+                for (body, scope), given in zip(items, ids, strict=True):
+                    if (
+                        skip_held
+                        and self._db.execute(
+                            "SELECT 1 FROM outbox WHERE msg_id = ?", (given,)
+                        ).fetchone()
+                    ):
+                        continue
                     seq += 1
-                    queued.append(self._insert(seq, body, scope, issued, expires, msg_id))
+                    queued.append(self._insert(seq, body, scope, issued, expires, given))
                 self._db.execute(
                     "INSERT INTO outbox_meta VALUES ('last_seq', ?) "
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     (seq,),
                 )
                 self._db.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.IntegrityError):
+                    raise OutboxError(
+                        f"{self.path}: a message with this id is already in the outbox"
+                    ) from None
+                if isinstance(exc, sqlite3.Error):
+                    raise OutboxError(f"{self.path}: {exc}") from None
                 raise
         return queued
 
@@ -130,7 +179,14 @@ class Outbox:
         msg_id: bytes | None,
     ) -> Queued:
         data = seal(
-            self.signer, body, seq=seq, scope=scope, issued=issued, expires=expires, msg_id=msg_id
+            self.signer,
+            body,
+            seq=seq,
+            scope=scope,
+            issued=issued,
+            expires=expires,
+            msg_id=msg_id,
+            epoch=self.epoch,
         )
         header = open_envelope(data).header
         topics = topics_for(header.kind, scope, self.signer.sender)

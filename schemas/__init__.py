@@ -15,6 +15,7 @@ from schemas.envelope import (
     FORMAT_VERSION,
     MAX_BODY,
     MAX_ENVELOPE,
+    MAX_EPOCH,
     SIGNATURE_SIZE,
     Header,
     Sealed,
@@ -67,7 +68,14 @@ from schemas.messages import (
     Urgency,
 )
 from schemas.receiver import Accepted, Reason, Receiver, Rejected, Result
-from schemas.replay import ReplayRequest, decode_request, encode_request
+from schemas.replay import (
+    Held,
+    ReplayRequest,
+    catch_up_request,
+    decode_request,
+    encode_request,
+    gap_spans,
+)
 from schemas.topics import (
     ROOT,
     replay_topic,
@@ -78,13 +86,14 @@ from schemas.topics import (
 )
 from schemas.trust import KeyEntry, Keyset, NodeEntry, Revocation, RevokedKey
 from schemas.truststore import KeyLookup, TrustStore
-from schemas.window import Gap, ReplayWindow, SeqVerdict
+from schemas.window import Gap, ReplayWindow, SeqVerdict, Stream
 
 __all__ = [
     "COUNTRIES",
     "FORMAT_VERSION",
     "MAX_BODY",
     "MAX_ENVELOPE",
+    "MAX_EPOCH",
     "ROOT",
     "SIGNATURE_SIZE",
     "Accepted",
@@ -106,6 +115,7 @@ __all__ = [
     "EncodeError",
     "Gap",
     "Header",
+    "Held",
     "Incident",
     "IncidentSummary",
     "Item",
@@ -139,6 +149,7 @@ __all__ = [
     "Severity",
     "Signer",
     "Status",
+    "Stream",
     "Timestamp",
     "TrustError",
     "TrustStore",
@@ -148,11 +159,13 @@ __all__ = [
     "WireError",
     "WireModel",
     "addressed_to",
+    "catch_up_request",
     "country_of",
     "covers",
     "decode_request",
     "draft_from_document",
     "encode_request",
+    "gap_spans",
     "is_node_id",
     "key_id_of",
     "matches",

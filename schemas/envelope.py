@@ -3,15 +3,16 @@
 Byte layout (docs/design.md has the reasoning)::
 
     wire   = signed || signature                   signature: 64 bytes, Ed25519
-    signed = msgpack array of 12:
-             [version, kind, sender, key_id, seq, issued, tz, expires,
+    signed = msgpack array of 13:
+             [version, kind, sender, key_id, epoch, seq, issued, tz, expires,
               msg_id, scope, coding, body]
 
-    version  int    format version, 1
+    version  int    format version, 2
     kind     int    Kind (alert, incident, ...)
     sender   str    node id, or a country code for its root's trust messages
     key_id   bin 8  first 8 bytes of SHA-256 of the signer's Ed25519 public key
-    seq      int    per-sender sequence number, 1, 2, 3, ... never reused
+    epoch    int    the sending outbox's random incarnation, 1..2^63-1 (0 for trust)
+    seq      int    sequence number within (sender, epoch), 1, 2, 3, ... never reused
     issued   int    Unix seconds; tz: the sender's UTC offset in quarter hours
     expires  int    Unix seconds
     msg_id   bin 16 random message id
@@ -51,6 +52,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MAX_BODY",
     "MAX_ENVELOPE",
+    "MAX_EPOCH",
     "SIGNATURE_SIZE",
     "Header",
     "Sealed",
@@ -60,12 +62,13 @@ __all__ = [
     "seal",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SIGNATURE_SIZE = 64
 MAX_ENVELOPE = 256 * 1024
 MAX_BODY = 256 * 1024
 _QUARTER = timedelta(minutes=15)
 _MAX_SEQ = 2**63 - 1
+MAX_EPOCH = 2**63 - 1
 
 BODY_TYPES: dict[Kind, type[WireModel]] = {
     Kind.ALERT: Alert,
@@ -109,6 +112,7 @@ class Header:
     kind: Kind
     sender: str
     key_id: bytes
+    epoch: int
     seq: int
     issued: datetime
     expires: datetime
@@ -149,11 +153,22 @@ def seal(
     issued: datetime,
     expires: datetime,
     msg_id: bytes | None = None,
+    epoch: int | None = None,
 ) -> bytes:
-    """Encode ``body`` in a signed envelope. Raises ``EncodeError`` for values the wire refuses."""
+    """Encode ``body`` in a signed envelope. Raises ``EncodeError`` for values the wire refuses.
+
+    ``epoch`` is the sending outbox's incarnation (``Outbox.epoch``): sequence
+    numbers count within it. Trust messages always carry 0; a node message left
+    without one gets 1, which only tests and one-off tools should rely on.
+    """
     kind = next((k for k, t in BODY_TYPES.items() if isinstance(body, t)), None)
     if kind is None:
         raise EncodeError(f"{type(body).__name__} is not a message kind")
+    trust = kind in _TRUST_KINDS
+    if epoch is None:
+        epoch = 0 if trust else 1
+    if (epoch != 0) if trust else not 1 <= epoch <= MAX_EPOCH:
+        raise EncodeError(f"epoch {epoch}: trust messages use 0, node messages 1..2^63-1")
     msg_id = os.urandom(16) if msg_id is None else msg_id
     offset = issued.utcoffset()
     if offset is None or expires.utcoffset() is None:
@@ -169,6 +184,7 @@ def seal(
         int(kind),
         signer.sender,
         signer.key_id,
+        epoch,
         seq,
         int(issued.timestamp()),
         offset // _QUARTER,
@@ -218,13 +234,33 @@ def open_envelope(data: bytes) -> Sealed:
     if type(fields) is not tuple or len(fields) < 1:
         raise DecodeError("not an envelope (expected a msgpack array)")
     version = _field(fields[0], int, "version")
+    if version > FORMAT_VERSION:
+        raise UnsupportedError(
+            f"format version {version} is newer than this reader ({FORMAT_VERSION}): "
+            "upgrade blo-alert"
+        )
     if version != FORMAT_VERSION:
         raise UnsupportedError(
-            f"format version {version} is newer than this reader (1): upgrade blo-alert"
+            f"format version {version} predates per-outbox epochs and is no longer read: "
+            f"the sender must upgrade to blo-alert format {FORMAT_VERSION}"
         )
-    if len(fields) != 12:
-        raise DecodeError(f"envelope has {len(fields)} fields, expected 12")
-    _, kind_v, sender, key_id, seq, issued, tz_q, expires, msg_id, scope_s, coding, body = fields
+    if len(fields) != 13:
+        raise DecodeError(f"envelope has {len(fields)} fields, expected 13")
+    (
+        _,
+        kind_v,
+        sender,
+        key_id,
+        epoch,
+        seq,
+        issued,
+        tz_q,
+        expires,
+        msg_id,
+        scope_s,
+        coding,
+        body,
+    ) = fields
     try:
         kind = Kind(_field(kind_v, int, "kind"))
     except ValueError:
@@ -235,6 +271,9 @@ def open_envelope(data: bytes) -> Sealed:
         raise DecodeError(f"malformed sender {sender[:60]!r}", "header.sender")
     if len(_field(key_id, bytes, "key_id")) != 8 or len(_field(msg_id, bytes, "msg_id")) != 16:
         raise DecodeError("key id must be 8 bytes and message id 16", "header")
+    _field(epoch, int, "epoch")
+    if (epoch != 0) if trust else not 1 <= epoch <= MAX_EPOCH:
+        raise DecodeError(f"epoch {epoch} is out of range for a {kind.label}", "header.epoch")
     if not 1 <= _field(seq, int, "seq") <= _MAX_SEQ:
         raise DecodeError(f"sequence number {seq} is out of range", "header.seq")
     if not -60 <= _field(tz_q, int, "tz") <= 60:
@@ -255,6 +294,7 @@ def open_envelope(data: bytes) -> Sealed:
         kind=kind,
         sender=sender,
         key_id=key_id,
+        epoch=epoch,
         seq=seq,
         issued=issued_t,
         expires=expires_t,

@@ -172,28 +172,20 @@ class Receiver:
 
     def _admit(self, topic: str, sealed: Sealed, data: bytes, now: datetime) -> Result:
         h = sealed.header
-        verdict = self.window.check(h.sender, h.seq)
+        verdict = self.window.check(h.sender, h.seq, epoch=h.epoch)
+        name = f"{h.sender} #{h.seq} (outbox {h.epoch:x})"
         if verdict is SeqVerdict.DUPLICATE or h.msg_id in self._ids:
-            return Rejected(Reason.DUPLICATE, f"{h.sender} #{h.seq} was already received", topic, h)
+            return Rejected(Reason.DUPLICATE, f"{name} was already received", topic, h)
+        top = self.window.top(h.sender, epoch=h.epoch)
         if verdict is SeqVerdict.TOO_OLD:
-            return Rejected(
-                Reason.TOO_OLD,
-                f"{h.sender} #{h.seq} is below the window (top #{self.window.top(h.sender)})",
-                topic,
-                h,
-            )
+            return Rejected(Reason.TOO_OLD, f"{name} is below the window (top #{top})", topic, h)
         if verdict is SeqVerdict.JUMP:
-            return Rejected(
-                Reason.SEQ_JUMP,
-                f"{h.sender} jumped from #{self.window.top(h.sender)} to #{h.seq}",
-                topic,
-                h,
-            )
+            return Rejected(Reason.SEQ_JUMP, f"{name} jumped from #{top}", topic, h)
         try:
             body = sealed.decode_body()
         except DecodeError as exc:
             return Rejected(_decode_reason(exc), f"body: {exc}", topic, h)
-        self.window.commit(h.sender, h.seq, now)
+        self.window.commit(h.sender, h.seq, now, epoch=h.epoch)
         self._ids[h.msg_id] = None
         if len(self._ids) > self._max_ids:
             self._ids.popitem(last=False)

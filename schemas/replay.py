@@ -1,15 +1,21 @@
 """Replay and resend requests: how the ends repair what a broker lost.
 
-A node asks the archive for the envelopes of one sender, sequence numbers
-``first``..``last``, on ``blo/request/<node>``; the archive answers with the
-original signed envelopes on ``blo/replay/<node>``. The request is not signed:
-the broker's ACL lets only that node publish on its request topic, and the
-archive serves only what that node may read, so a forged request gains nothing.
+A node asks the archive for the envelopes of one sender's outbox (its
+``epoch``), sequence numbers ``first``..``last``, on ``blo/request/<node>``;
+the archive answers with the original signed envelopes on ``blo/replay/<node>``.
+The request is not signed: the broker's ACL lets only that node publish on its
+request topic, and the archive serves only what that node may read, so a
+forged request gains nothing.
 
 When the archive itself sees a gap in a sender's sequence (a broker crashed
 after acknowledging a message it never forwarded), it asks the sender to
 publish those numbers again on ``blo/resend/<sender>``; the sender's durable
 outbox answers (the receivers' dedup makes a repeat harmless).
+
+A request without an epoch is a catch-up: "everything of this sender I do not
+hold", where ``held`` lists the top sequence number the asker holds of each
+epoch it knows. It finds a lost tail, and the first messages of an outbox the
+asker has never heard of (a reinstalled tablet).
 """
 
 from __future__ import annotations
@@ -21,25 +27,59 @@ from pydantic import Field, model_validator
 from schemas.base import WireModel
 from schemas.codec import pack, unpack_model
 from schemas.ids import NodeId
+from schemas.window import Gap, ReplayWindow, Stream
 
-__all__ = ["MAX_REQUEST", "ReplayRequest", "decode_request", "encode_request"]
+__all__ = [
+    "MAX_REQUEST",
+    "Held",
+    "ReplayRequest",
+    "catch_up_request",
+    "decode_request",
+    "encode_request",
+    "gap_spans",
+]
 
-MAX_REQUEST = 256
+MAX_REQUEST = 1024
+MAX_HELD = 16
 _Seq = Annotated[int, Field(ge=1, lt=2**63)]
+_Epoch = Annotated[int, Field(ge=1, lt=2**63)]
+_Top = Annotated[int, Field(ge=0, lt=2**63)]
+
+
+class Held(WireModel):
+    """The newest number an asker holds of one epoch of the sender."""
+
+    epoch: _Epoch
+    top: _Top
 
 
 class ReplayRequest(WireModel):
-    """Sequence numbers ``first``..``last`` of ``sender`` (``last`` None: up to the newest)."""
+    """Numbers ``first``..``last`` (None: up to the newest) of ``sender``'s ``epoch``.
+
+    With ``epoch`` None: every epoch of ``sender``, after ``held``'s top for the
+    epochs it lists and from ``first`` for the others.
+    """
 
     sender: NodeId
     first: _Seq
     last: _Seq | None = None
+    epoch: _Epoch | None = None
+    held: tuple[Held, ...] = Field(default=(), max_length=MAX_HELD)
 
     @model_validator(mode="after")
     def _ordered(self) -> ReplayRequest:
         if self.last is not None and self.last < self.first:
             raise ValueError(f"range {self.first}..{self.last} is empty")
+        if self.epoch is not None and self.held:
+            raise ValueError("a range of one epoch lists no held tops")
         return self
+
+    def start(self, epoch: int) -> int | None:
+        """The first number wanted of ``epoch``, or None if this request does not cover it."""
+        if self.epoch is not None:
+            return self.first if epoch == self.epoch else None
+        tops = {h.epoch: h.top for h in self.held}
+        return tops.get(epoch, self.first - 1) + 1
 
 
 def encode_request(request: ReplayRequest) -> bytes:
@@ -50,3 +90,20 @@ def encode_request(request: ReplayRequest) -> bytes:
 def decode_request(data: bytes) -> ReplayRequest:
     """Read a request. Raises ``DecodeError``."""
     return unpack_model(ReplayRequest, data, max_len=MAX_REQUEST)
+
+
+def gap_spans(gaps: list[Gap]) -> list[tuple[Stream, tuple[int, int]]]:
+    """One (first, last) span per stream covering all its gaps: one request asks for all."""
+    spans: dict[Stream, tuple[int, int]] = {}
+    for gap in gaps:
+        key = (gap.sender, gap.epoch)
+        low, high = spans.get(key, (gap.first, gap.last))
+        spans[key] = (min(low, gap.first), max(high, gap.last))
+    return list(spans.items())
+
+
+def catch_up_request(sender: str, window: ReplayWindow) -> ReplayRequest:
+    """Everything of ``sender`` after what ``window`` holds, in every epoch (new ones too)."""
+    tops = list(window.streams(sender).items())[-MAX_HELD:]
+    held = tuple(Held(epoch=epoch, top=top) for (_, epoch), top in tops)
+    return ReplayRequest(sender=sender, first=1, held=held)

@@ -14,6 +14,14 @@ is a duplicate. The state is bounded two ways, as RFC 4303's is:
   an absurd jump: a compromised key cannot push a tablet's window out of reach);
 * ``max_gaps``: at most that many missing ranges; the oldest fall out first.
 
+Sequence numbers count per *stream*: a sender's outbox incarnation (its
+``epoch``, random, in the signed header). A reinstalled tablet, a second data
+folder or a replaced key starts a new outbox at #1 under a new epoch, so its
+numbers never collide with what the old one sent: nothing is dropped as a
+duplicate unless the receiver holds that very (sender, epoch, seq). At most
+``max_epochs`` streams per sender are tracked (least recently used dropped),
+so a key that mints epochs cannot grow the state without bound.
+
 Missing ranges are the gaps a client asks the archive to replay; each carries
 the time it was first seen so a client can wait out a reorder grace period.
 Plain data, no clock: ``now`` is an argument.
@@ -27,7 +35,10 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-__all__ = ["Gap", "ReplayWindow", "SeqVerdict"]
+__all__ = ["Gap", "ReplayWindow", "SeqVerdict", "Stream"]
+
+Stream = tuple[str, int]
+"""(sender, epoch): the unit sequence numbers count in."""
 
 
 class SeqVerdict(Enum):
@@ -41,12 +52,13 @@ class SeqVerdict(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Gap:
-    """Sequence numbers ``first``..``last`` (inclusive) of ``sender`` not yet received."""
+    """Numbers ``first``..``last`` (inclusive) of ``sender``'s ``epoch`` not yet received."""
 
     sender: str
     first: int
     last: int
     since: datetime
+    epoch: int = 1
 
     @property
     def count(self) -> int:
@@ -65,14 +77,16 @@ class _Sender:
 class ReplayWindow:
     """Sequence tracking for every sender a receiver has heard from."""
 
-    def __init__(self, *, span: int = 65_536, max_gaps: int = 4_096) -> None:
+    def __init__(self, *, span: int = 65_536, max_gaps: int = 4_096, max_epochs: int = 8) -> None:
         self.span = span
         self.max_gaps = max_gaps
-        self._senders: dict[str, _Sender] = {}
+        self.max_epochs = max_epochs
+        # Insertion order is recency of use: the first stream is the one dropped.
+        self._senders: dict[Stream, _Sender] = {}
 
-    def check(self, sender: str, seq: int) -> SeqVerdict:
-        """Whether ``seq`` from ``sender`` would be new. Changes nothing."""
-        state = self._senders.get(sender)
+    def check(self, sender: str, seq: int, *, epoch: int = 1) -> SeqVerdict:
+        """Whether ``seq`` of ``sender``'s ``epoch`` would be new. Changes nothing."""
+        state = self._senders.get((sender, epoch))
         if state is None:
             return SeqVerdict.NEW
         if seq > state.top:
@@ -81,15 +95,21 @@ class ReplayWindow:
             return SeqVerdict.TOO_OLD
         return SeqVerdict.NEW if self._find(state, seq) is not None else SeqVerdict.DUPLICATE
 
-    def commit(self, sender: str, seq: int, now: datetime) -> None:
+    def commit(self, sender: str, seq: int, now: datetime, *, epoch: int = 1) -> None:
         """Record ``seq`` as received. Call only after ``check`` said NEW."""
-        state = self._senders.get(sender)
+        key = (sender, epoch)
+        state = self._senders.pop(key, None)
         if state is None:
             floor = max(1, seq - self.span)
-            state = self._senders[sender] = _Sender(top=seq, floor=floor)
+            self._senders[key] = state = _Sender(top=seq, floor=floor)
             if seq > floor:
                 state.missing.append([floor, seq - 1, now])
-        elif seq > state.top:
+            same = [k for k in self._senders if k[0] == sender]
+            for old in same[: max(0, len(same) - self.max_epochs)]:
+                del self._senders[old]
+            return
+        self._senders[key] = state
+        if seq > state.top:
             if seq > state.top + 1:
                 state.missing.append([state.top + 1, seq - 1, now])
             state.top = seq
@@ -105,35 +125,44 @@ class ReplayWindow:
             self._raise_floor(state, state.missing[0][1] + 1)
 
     def gaps(self, now: datetime | None = None, grace: timedelta = timedelta(0)) -> list[Gap]:
-        """Missing ranges, oldest sender first; with ``now``, only those older than ``grace``."""
+        """Missing ranges, least recently heard stream first; with ``now``, only those
+        older than ``grace``. Safe to call while another thread commits (copies first)."""
         out = []
-        for sender, state in self._senders.items():
-            for first, last, since in state.missing:
+        for (sender, epoch), state in list(self._senders.items()):
+            for first, last, since in list(state.missing):
                 if now is None or since + grace <= now:
-                    out.append(Gap(sender, first, last, since))
+                    out.append(Gap(sender, first, last, since, epoch))
         return out
 
     def senders(self) -> list[str]:
         """Every sender heard from."""
-        return list(self._senders)
+        return list(dict.fromkeys(sender for sender, _ in list(self._senders)))
 
-    def top(self, sender: str) -> int:
-        """The highest sequence number seen from ``sender`` (0 if none)."""
-        state = self._senders.get(sender)
-        return 0 if state is None else state.top
-
-    def snapshot(self) -> dict[str, Any]:
-        """The state as plain data, for a client to persist."""
+    def streams(self, sender: str | None = None) -> dict[Stream, int]:
+        """The top sequence number of every stream (of ``sender``, if given)."""
         return {
-            s: {"top": st.top, "floor": st.floor, "missing": [list(r) for r in st.missing]}
-            for s, st in self._senders.items()
+            key: state.top
+            for key, state in list(self._senders.items())
+            if sender is None or key[0] == sender
         }
 
-    def restore(self, data: dict[str, Any]) -> None:
+    def top(self, sender: str, *, epoch: int = 1) -> int:
+        """The highest sequence number seen in ``sender``'s ``epoch`` (0 if none)."""
+        state = self._senders.get((sender, epoch))
+        return 0 if state is None else state.top
+
+    def snapshot(self) -> list[Any]:
+        """The state as plain data, for a client to persist."""
+        return [
+            [s, e, st.top, st.floor, [list(r) for r in st.missing]]
+            for (s, e), st in self._senders.items()
+        ]
+
+    def restore(self, data: list[Any]) -> None:
         """Load state written by ``snapshot``."""
         self._senders = {
-            s: _Sender(v["top"], v["floor"], [list(r) for r in v["missing"]])
-            for s, v in data.items()
+            (s, e): _Sender(top, floor, [list(r) for r in missing])
+            for s, e, top, floor, missing in data
         }
 
     @staticmethod

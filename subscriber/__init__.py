@@ -11,20 +11,29 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from subscriber.client import NodeClient
+from subscriber.errors import FolderInUse, InboxError, SubscriberError
 from subscriber.inbox import Inbox, Stored
 from subscriber.link import node_client
+from subscriber.lock import FolderLock
+from subscriber.receipts import receipt_id, settle
 
 if TYPE_CHECKING:
     from subscriber.views import headline, inbox_table, message_view, status_table
 
 __all__ = [
+    "FolderInUse",
+    "FolderLock",
     "Inbox",
+    "InboxError",
     "NodeClient",
     "Stored",
+    "SubscriberError",
     "headline",
     "inbox_table",
     "message_view",
     "node_client",
+    "receipt_id",
+    "settle",
     "status_table",
 ]
 

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING
 from certs import EnrolmentBundle
 from publisher import Outbox
 from schemas import Alert, BloError, Kind, Lang, Receipt, ReceiptStatus, Role, Scope
-from subscriber.client import RECEIPT_DAYS, NodeClient
+from subscriber.client import NodeClient
 from subscriber.inbox import Inbox
+from subscriber.receipts import RECEIPT_DAYS
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -36,12 +36,9 @@ from certs import EnrolmentBundle
 from publisher import Outbox
 from schemas import (
     Accepted,
-    Alert,
     BloError,
     Kind,
     Reason,
-    Receipt,
-    ReceiptStatus,
     Receiver,
     Rejected,
     ReplayRequest,
@@ -49,9 +46,11 @@ from schemas import (
     Role,
     Scope,
     WireModel,
+    catch_up_request,
     country_of,
     decode_request,
     encode_request,
+    gap_spans,
     open_envelope,
     request_topic,
     resend_topic,
@@ -60,11 +59,12 @@ from schemas import (
 )
 from subscriber.inbox import Inbox
 from subscriber.link import node_client
+from subscriber.lock import FolderLock
+from subscriber.receipts import RECEIPT_DAYS, settle
 
 __all__ = ["NodeClient"]
 
 log = logging.getLogger("blo.sub")
-RECEIPT_DAYS = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,14 +107,15 @@ class NodeClient:
         self.tick = tick
         self.catch_up_every = catch_up_every
         self._caught_up = 0.0
+        self._lock = FolderLock(data, f"blo-sub run for {self.me}")
         self.inbox = Inbox(data / "inbox.sqlite3")
         self.outbox = Outbox(data / "outbox.sqlite3", bundle.signer())
         self.receiver = Receiver(bundle.trust_store(clock()), me=self.me)
         now = clock()
         for data_bytes in self.inbox.trust_messages():
             self._apply_trust(data_bytes, now)
-        for sender, seq in self.inbox.sequences():
-            self.receiver.window.commit(sender, seq, now)
+        for sender, epoch, seq in self.inbox.sequences():
+            self.receiver.window.commit(sender, seq, now, epoch=epoch)
         self.connected = threading.Event()
         self._stop = threading.Event()
         # outbox seq -> paho message infos; the ticker's alone.
@@ -136,7 +137,13 @@ class NodeClient:
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Connect in the background (retrying forever) and start the ticker."""
+        """Connect in the background (retrying forever) and start the ticker.
+
+        Raises ``FolderInUse`` at once if another client runs on this data folder:
+        two links with one client id would take each other's session over forever.
+        """
+        self._lock.acquire()
+        self._settle_receipts()
         self.inbox.set_state(link="connecting", node=self.me, broker=f"{self.host}:{self.port}")
         self.client.connect_async(self.host, self.port, keepalive=30)
         self.client.loop_start()
@@ -160,6 +167,7 @@ class NodeClient:
         self.inbox.set_state(link="stopped")
         self.inbox.close()
         self.outbox.close()
+        self._lock.release()
 
     # -- sending -----------------------------------------------------------------------
 
@@ -171,27 +179,18 @@ class NodeClient:
 
     def mark_read(self, msg_id: bytes) -> bool:
         """An officer opened a message: record it and queue a ``read`` receipt."""
-        now = self.clock()
-        if not self.inbox.mark_read(msg_id, now):
+        if not self.inbox.mark_read(msg_id, self.clock(), owe_receipt=self._owes_receipts):
             return False
-        found = [s for s in self.inbox.find(msg_id.hex()) if s.msg_id == msg_id]
-        if found and isinstance(found[0].body, Alert):
-            self._receipt(msg_id, found[0].sealed.header.sender, ReceiptStatus.READ)
+        self._settle_receipts()
         return True
 
-    def _receipt(self, of: bytes, to: str, status: ReceiptStatus) -> None:
-        self._receipts([(of, to)], status)
+    @property
+    def _owes_receipts(self) -> bool:
+        return self.bundle.role is Role.BLO and self.receipts
 
-    def _receipts(self, alerts: list[tuple[bytes, str]], status: ReceiptStatus) -> None:
-        """Queue a receipt for each (alert id, sender), all in one outbox transaction."""
-        if self.bundle.role is not Role.BLO or not self.receipts or not alerts:
-            return
-        now = self.clock().replace(microsecond=0)
-        self.outbox.submit_many(
-            [(Receipt(of=of, status=status, at=now), Scope.node(to)) for of, to in alerts],
-            issued=now,
-            expires=now + timedelta(days=RECEIPT_DAYS),
-        )
+    def _settle_receipts(self) -> None:
+        """Queue the receipts the inbox says are owed (see ``subscriber.receipts``)."""
+        settle(self.inbox, self.outbox, self.me, self.clock())
 
     def _flush(self) -> None:
         """Publish what the outbox holds; mark it sent once every topic is acknowledged.
@@ -309,7 +308,7 @@ class NodeClient:
             # Refusals are counted in the same transaction: after a cut the broker
             # resends its whole in-flight window, and one fsync per duplicate let
             # the backlog outlive the next link (the full soak stalled so).
-            stored = self.inbox.add_many(keep, now, refused)
+            stored = self.inbox.add_many(keep, now, refused, owe_receipts=self._owes_receipts)
         except sqlite3.Error as exc:
             # Nothing of the batch is acknowledged, and the replay window forgets it:
             # the broker sends it again after the next reconnect, and the periodic
@@ -319,10 +318,8 @@ class NodeClient:
             return
         fresh = [result for result, new in zip(keep, stored, strict=True) if new]
         # One outbox transaction for the batch's receipts, as for the inbox.
-        self._receipts(
-            [(r.header.msg_id, r.header.sender) for r in fresh if r.header.kind is Kind.ALERT],
-            ReceiptStatus.DELIVERED,
-        )
+        if any(r.header.kind is Kind.ALERT for r in fresh):
+            self._settle_receipts()
         if self.on_stored is not None:
             for result in fresh:
                 self.on_stored(result)
@@ -332,8 +329,8 @@ class NodeClient:
 
     def _rebuild_window(self, now: datetime) -> None:
         window = ReplayWindow()
-        for sender, seq in self.inbox.sequences():
-            window.commit(sender, seq, now)
+        for sender, epoch, seq in self.inbox.sequences():
+            window.commit(sender, seq, now, epoch=epoch)
         self.receiver.window = window
 
     def _check(self, topic: str, payload: bytes, now: datetime) -> Accepted | Rejected | None:
@@ -377,10 +374,8 @@ class NodeClient:
                 continue
             done.append(ident)
             if isinstance(result, Accepted):
-                if self.inbox.add(result, now) and result.header.kind is Kind.ALERT:
-                    self._receipt(
-                        result.header.msg_id, result.header.sender, ReceiptStatus.DELIVERED
-                    )
+                if self.inbox.add(result, now, owe_receipts=self._owes_receipts):
+                    self._settle_receipts()
             elif not result.reason.benign:
                 self.inbox.count_rejection(result.reason.value)
         if done:
@@ -388,30 +383,34 @@ class NodeClient:
 
     def _resend(self, payload: bytes) -> None:
         request = decode_request(payload)
-        if request.sender != self.me:
+        first = request.start(self.outbox.epoch)
+        if request.sender != self.me or first is None:
+            # A range of an outbox this node no longer has (reinstalled): nothing to send.
             return
-        for queued in self.outbox.range(request.first, request.last):
+        for queued in self.outbox.range(first, request.last if request.epoch else None):
             for topic in queued.topics:
                 self.client.publish(topic, queued.data, qos=1)
         log.info(
             "%s resent #%d-%s at the archive's request",
             self.me,
-            request.first,
+            first,
             request.last or "newest",
         )
 
     # -- gaps and catch-up -----------------------------------------------------------------
 
-    def _ask(self, sender: str, first: int, last: int | None) -> None:
-        """Ask the archive for ``first``..``last`` of ``sender``, at most once per grace period.
+    def _ask(self, sender: str, epoch: int, first: int, last: int) -> None:
+        """Ask the archive for ``first``..``last`` of ``sender``'s ``epoch``, at most once per
+        grace period.
 
-        Limited per sender, not per range: a gap that shrinks as replays arrive
+        Limited per stream, not per range: a gap that shrinks as replays arrive
         is not asked for again until the earlier answer had time to come.
         """
-        if time.monotonic() - self._asked.get(sender, 0.0) < 3 * self.gap_grace.total_seconds():
+        key = f"{sender}/{epoch}"
+        if time.monotonic() - self._asked.get(key, 0.0) < 3 * self.gap_grace.total_seconds():
             return
-        self._asked[sender] = time.monotonic()
-        request = ReplayRequest(sender=sender, first=first, last=last)
+        self._asked[key] = time.monotonic()
+        request = ReplayRequest(sender=sender, first=first, last=last, epoch=epoch)
         self.client.publish(request_topic(self.me), encode_request(request), qos=1)
 
     def _catch_up(self) -> None:
@@ -429,8 +428,7 @@ class NodeClient:
                 if entry.role in (Role.HQ, Role.REGIONAL) or entry.node in self._peers():
                     senders.add(entry.node)
         for sender in sorted(senders - {self.me}):
-            first = self.receiver.window.top(sender) + 1
-            request = ReplayRequest(sender=sender, first=first)
+            request = catch_up_request(sender, self.receiver.window)
             self.client.publish(request_topic(self.me), encode_request(request), qos=1)
 
     def _peers(self) -> tuple[str, ...]:
@@ -444,12 +442,10 @@ class NodeClient:
             try:
                 self._flush()
                 now = self.clock()
-                spans: dict[str, tuple[int, int]] = {}
-                for gap in self.receiver.gaps(now, self.gap_grace):
-                    low, high = spans.get(gap.sender, (gap.first, gap.last))
-                    spans[gap.sender] = (min(low, gap.first), max(high, gap.last))
-                for sender, (first, last) in spans.items():
-                    self._ask(sender, first, last)
+                for (sender, epoch), (first, last) in gap_spans(
+                    self.receiver.gaps(now, self.gap_grace)
+                ):
+                    self._ask(sender, epoch, first, last)
                 if time.monotonic() - self._caught_up >= self.catch_up_every:
                     self._catch_up()
                 if time.monotonic() - self._state_written < 2.0:

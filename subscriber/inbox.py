@@ -4,6 +4,14 @@ One SQLite file (WAL, ``synchronous=FULL``), shared by the running client and
 the officer's commands (``blo-sub inbox``, ``show``, ``status``). A message is
 in this file before its MQTT acknowledgement is sent, so a crash between the
 two means a redelivery (dropped here as a duplicate), never a loss.
+
+Receipts the node owes (``delivered`` for a stored alert, ``read`` for an
+opened one) are recorded as a flag on the message row *in the same
+transaction* as the message or its reading; the client clears the flag once
+the receipt is in the outbox. The outbox is another file, and SQLite in WAL
+mode commits atomically per file only, so a crash between the two leaves the
+flag set and the client queues the receipt at its next start (the receipt's
+id is derived from the alert's, so it is never queued twice).
 """
 
 from __future__ import annotations
@@ -29,13 +37,21 @@ from schemas import (
     WireModel,
     open_envelope,
 )
+from subscriber.errors import InboxError
 
-__all__ = ["Inbox", "Stored"]
+__all__ = ["OWE_DELIVERED", "OWE_READ", "Inbox", "Stored"]
+
+# Bits of messages.owed: the receipts this node still has to queue for a message.
+OWE_DELIVERED = 1
+OWE_READ = 2
+# PRAGMA user_version of the current layout; 2: (sender, epoch, seq) and owed receipts.
+_LAYOUT = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     msg_id   BLOB    PRIMARY KEY,
     sender   TEXT    NOT NULL,
+    epoch    INTEGER NOT NULL,
     seq      INTEGER NOT NULL,
     kind     INTEGER NOT NULL,
     scope    TEXT    NOT NULL,
@@ -45,8 +61,10 @@ CREATE TABLE IF NOT EXISTS messages (
     received INTEGER NOT NULL,
     read_at  INTEGER,
     data     BLOB    NOT NULL,
-    UNIQUE (sender, seq)
+    owed     INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (sender, epoch, seq)
 );
+CREATE INDEX IF NOT EXISTS messages_owed ON messages(owed) WHERE owed != 0;
 CREATE TABLE IF NOT EXISTS receipts (
     of     BLOB    NOT NULL,
     node   TEXT    NOT NULL,
@@ -97,7 +115,18 @@ class Inbox:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: sqlite3.Connection = connect(path)
-        self._db.executescript(_SCHEMA)
+        try:
+            layout = self._db.execute("PRAGMA user_version").fetchone()[0]
+            tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if tables and layout != _LAYOUT:
+                raise InboxError(
+                    f"{path} was written by an older blo-alert (layout {layout}, this one "
+                    f"reads {_LAYOUT}): move the file aside; the archive replays what it held"
+                )
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version = {_LAYOUT}")
+        except sqlite3.Error as exc:
+            raise InboxError(f"{path}: {exc}") from None
         self._lock = threading.Lock()
 
     def _write(self, statements: list[tuple[str, tuple[Any, ...]]]) -> int:
@@ -119,17 +148,24 @@ class Inbox:
 
     # -- messages ----------------------------------------------------------------------
 
-    def add(self, accepted: Accepted, now: datetime) -> bool:
+    def add(self, accepted: Accepted, now: datetime, *, owe_receipts: bool = False) -> bool:
         """Commit an accepted message; False if it was already held."""
-        return self._write(self._statements(accepted, now)) > 0
+        return self._write(self._statements(accepted, now, owe_receipts)) > 0
 
     def add_many(
-        self, batch: list[Accepted], now: datetime, refused: Mapping[str, int] | None = None
+        self,
+        batch: list[Accepted],
+        now: datetime,
+        refused: Mapping[str, int] | None = None,
+        *,
+        owe_receipts: bool = False,
     ) -> list[bool]:
         """Commit several accepted messages, and counts of ``refused`` ones by reason, in
         one transaction (one fsync, not one each).
 
-        Returns, for each message, whether it was new. All or none are committed.
+        With ``owe_receipts``, each new alert is marked as owing a ``delivered``
+        receipt (see ``owed``). Returns, for each message, whether it was new. All
+        or none are committed.
         """
         if not batch and not refused:
             return []
@@ -138,7 +174,7 @@ class Inbox:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for accepted in batch:
-                    first, *rest = self._statements(accepted, now)
+                    first, *rest = self._statements(accepted, now, owe_receipts)
                     new.append(self._db.execute(*first).rowcount > 0)
                     for sql, args in rest:
                         self._db.execute(sql, args)
@@ -151,14 +187,18 @@ class Inbox:
         return new
 
     @staticmethod
-    def _statements(accepted: Accepted, now: datetime) -> list[tuple[str, tuple[Any, ...]]]:
+    def _statements(
+        accepted: Accepted, now: datetime, owe_receipts: bool = False
+    ) -> list[tuple[str, tuple[Any, ...]]]:
         h, body = accepted.header, accepted.body
+        owed = OWE_DELIVERED if owe_receipts and h.kind is Kind.ALERT else 0
         statements: list[tuple[str, tuple[Any, ...]]] = [
             (
-                "INSERT OR IGNORE INTO messages VALUES (?,?,?,?,?,?,?,?,?,NULL,?)",
+                "INSERT OR IGNORE INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,NULL,?,?)",
                 (
                     h.msg_id,
                     h.sender,
+                    h.epoch,
                     h.seq,
                     int(h.kind),
                     str(h.scope),
@@ -167,6 +207,7 @@ class Inbox:
                     int(h.expires.timestamp()),
                     int(now.timestamp()),
                     accepted.raw,
+                    owed,
                 ),
             )
         ]
@@ -192,9 +233,21 @@ class Inbox:
             ]
         return statements
 
-    def sequences(self) -> list[tuple[str, int]]:
-        """Every (sender, seq) held, to rebuild the replay window at start."""
-        return self._read("SELECT sender, seq FROM messages ORDER BY sender, seq")
+    def sequences(self) -> list[tuple[str, int, int]]:
+        """Every (sender, epoch, seq) held, to rebuild the replay window at start."""
+        return self._read("SELECT sender, epoch, seq FROM messages ORDER BY sender, epoch, seq")
+
+    def message_ids(self) -> list[bytes]:
+        """The id of every message held (to rebuild a receiver's duplicate check)."""
+        return [row[0] for row in self._read("SELECT msg_id FROM messages")]
+
+    def owed(self) -> list[tuple[bytes, str, int]]:
+        """(message id, its sender, OWE_* bits) of every message still owing a receipt."""
+        return self._read("SELECT msg_id, sender, owed FROM messages WHERE owed != 0")
+
+    def settle(self, msg_id: bytes, bits: int) -> None:
+        """The receipts ``bits`` for ``msg_id`` are in the outbox: stop owing them."""
+        self._write([("UPDATE messages SET owed = owed & ~? WHERE msg_id = ?", (bits, msg_id))])
 
     def messages(
         self, kinds: tuple[Kind, ...] = (Kind.ALERT, Kind.BULLETIN, Kind.INCIDENT)
@@ -226,14 +279,18 @@ class Inbox:
         assert received_at is not None
         return Stored(sealed, sealed.decode_body(), topic, received_at, _ts(read_at))
 
-    def mark_read(self, msg_id: bytes, now: datetime) -> bool:
-        """Record the first reading; False if it had been read before."""
+    def mark_read(self, msg_id: bytes, now: datetime, *, owe_receipt: bool = False) -> bool:
+        """Record the first reading (owing a ``read`` receipt if an alert and
+        ``owe_receipt``); False if it had been read before."""
+        owed = OWE_READ if owe_receipt else 0
         return (
             self._write(
                 [
                     (
-                        "UPDATE messages SET read_at = ? WHERE msg_id = ? AND read_at IS NULL",
-                        (int(now.timestamp()), msg_id),
+                        "UPDATE messages SET read_at = ?, "
+                        "owed = owed | (CASE WHEN kind = ? THEN ? ELSE 0 END) "
+                        "WHERE msg_id = ? AND read_at IS NULL",
+                        (int(now.timestamp()), int(Kind.ALERT), owed, msg_id),
                     )
                 ]
             )

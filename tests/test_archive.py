@@ -80,8 +80,8 @@ def test_store_is_idempotent_and_ordered(network: Network, tmp_path: Path) -> No
         assert isinstance(result, Accepted)
         assert store.add(result, "blo/country/kh", now)
         assert not store.add(result, "blo/country/kh", now)
-    assert [s.seq for s in store.range("kh-nacd", 2, 4, 100)] == [2, 3, 4]
-    assert [s.data for s in store.range("kh-nacd", 1, None, 100)] == wires
+    assert [s.seq for s in store.range("kh-nacd", 1, 2, 4, 100)] == [2, 3, 4]
+    assert [s.data for s in store.range("kh-nacd", 1, 1, None, 100)] == wires
     store.close()
     # Durable: a new process sees the same rows.
     assert ArchiveStore(tmp_path / "a.sqlite3").count() == 5
@@ -96,7 +96,7 @@ def test_entitlement_follows_scope_and_acl(network: Network) -> None:
 
     def may(node: object, topic: str, scope: str) -> bool:
         entry = node
-        return entitled(entry, rules_for(entry, keyset.nodes), Stored("x", 1, topic, scope, b""))  # type: ignore[arg-type]
+        return entitled(entry, rules_for(entry, keyset.nodes), Stored("x", 1, 1, topic, scope, b""))  # type: ignore[arg-type]
 
     assert may(bavet, "blo/country/kh", "country:kh")
     assert may(bavet, "blo/node/kh-blo-bavet", "node:kh-blo-bavet")

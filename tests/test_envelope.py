@@ -94,7 +94,7 @@ def test_signature_covers_received_bytes_not_a_re_encoding(net: Net, wire: bytes
     fields = list(msgpack.unpackb(wire[:-SIGNATURE_SIZE], raw=False))
     packer_bytes = msgpack.packb(fields, use_bin_type=True)
     assert packer_bytes == wire[:-SIGNATURE_SIZE]
-    widened = b"\x9c\xce\x00\x00\x00\x01" + msgpack.packb(fields[1:], use_bin_type=True)[1:]
+    widened = b"\x9d\xce\x00\x00\x00\x02" + msgpack.packb(fields[1:], use_bin_type=True)[1:]
     assert msgpack.unpackb(widened, raw=False) == fields
     forged = widened + wire[-SIGNATURE_SIZE:]
     result = net.receiver().receive(TOPIC, forged, net.now)
@@ -108,7 +108,7 @@ def test_signature_covers_received_bytes_not_a_re_encoding(net: Net, wire: bytes
 
 def test_future_version_is_unsupported(net: Net, wire: bytes) -> None:
     fields = list(msgpack.unpackb(wire[:-SIGNATURE_SIZE], raw=False))
-    fields[0] = 2
+    fields[0] = 3
     signed = msgpack.packb(fields, use_bin_type=True)
     with pytest.raises(UnsupportedError, match="upgrade"):
         open_envelope(signed + b"\x00" * 64)
@@ -124,15 +124,18 @@ def test_future_version_is_unsupported(net: Net, wire: bytes) -> None:
         (2, "KH-NACD", "malformed sender"),
         (2, "kh/../nacd", "malformed sender"),
         (3, b"\x00" * 7, "key id must be 8 bytes"),
-        (4, 0, "sequence number"),
-        (4, 1.0, "expected int, got float"),
-        (6, 61, "UTC offset"),
-        (7, 0, "expires before"),
-        (8, "x" * 16, "expected bytes, got str"),
-        (9, "everyone", "scope"),
-        (9, "node:kh-a,kh-b", "exactly one"),
-        (10, True, "expected int, got bool"),
-        (11, "body", "expected bytes, got str"),
+        (4, 0, "epoch 0 is out of range"),
+        (4, 2**63, "epoch"),
+        (4, True, "expected int, got bool"),
+        (5, 0, "sequence number"),
+        (5, 1.0, "expected int, got float"),
+        (7, 61, "UTC offset"),
+        (8, 0, "expires before"),
+        (9, "x" * 16, "expected bytes, got str"),
+        (10, "everyone", "scope"),
+        (10, "node:kh-a,kh-b", "exactly one"),
+        (11, True, "expected int, got bool"),
+        (12, "body", "expected bytes, got str"),
     ],
 )
 def test_header_fields_checked(wire: bytes, index: int, value: object, complaint: str) -> None:
@@ -141,6 +144,19 @@ def test_header_fields_checked(wire: bytes, index: int, value: object, complaint
     signed = msgpack.packb(fields, use_bin_type=True)
     with pytest.raises(DecodeError, match=complaint):
         open_envelope(signed + wire[-SIGNATURE_SIZE:])
+
+
+def test_trust_message_carries_epoch_zero(net: Net) -> None:
+    keyset = net.keyset("kh")
+    scope = Scope.country("kh")
+    wire = seal(net.roots["kh"], keyset, seq=1, scope=scope, issued=net.now, expires=net.now)
+    assert open_envelope(wire).header.epoch == 0
+    with pytest.raises(EncodeError, match="epoch"):
+        seal(net.roots["kh"], keyset, seq=1, scope=scope, issued=net.now, expires=net.now, epoch=5)
+    fields = list(msgpack.unpackb(wire[:-SIGNATURE_SIZE], raw=False))
+    fields[4] = 7
+    with pytest.raises(DecodeError, match="epoch 7 is out of range for a keyset"):
+        open_envelope(msgpack.packb(fields, use_bin_type=True) + wire[-SIGNATURE_SIZE:])
 
 
 def test_trust_message_must_be_scoped_to_its_country(net: Net) -> None:
@@ -158,6 +174,8 @@ def test_trust_message_must_be_scoped_to_its_country(net: Net) -> None:
         {"issued": datetime(2026, 1, 1)},  # naive
         {"issued": datetime(2026, 1, 1, tzinfo=UTC), "expires": datetime(2025, 1, 1, tzinfo=UTC)},
         {"msg_id": b"short"},
+        {"epoch": 0},
+        {"epoch": 2**63},
     ],
 )
 def test_seal_refuses_bad_header(net: Net, kwargs: dict[str, object]) -> None:

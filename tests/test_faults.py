@@ -82,7 +82,7 @@ def test_tablet_killed_repeatedly_keeps_a_complete_consistent_inbox(
             inbox = Inbox(data / "inbox.sqlite3")
 
             def complete() -> bool:
-                return [s for n, s in inbox.sequences() if n == "kh-nacd"] == list(
+                return [s for n, _, s in inbox.sequences() if n == "kh-nacd"] == list(
                     range(1, count + 1)
                 )
 

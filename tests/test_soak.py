@@ -94,7 +94,7 @@ def test_alerts_reach_every_flapping_tablet_exactly_once(
         delivered = delivered_receipts()
         duplicates = 0
         for node, client in tablets.items():
-            seqs = [s for sender, s in client.inbox.sequences() if sender == "kh-nacd"]
+            seqs = [s for sender, _, s in client.inbox.sequences() if sender == "kh-nacd"]
             assert seqs == list(range(1, ALERTS + 1)), node  # all, once, in HQ's order
             duplicates += client.inbox.rejections().get("duplicate", 0)
         report(
@@ -148,7 +148,7 @@ def test_incidents_written_offline_reach_hq_exactly_once(
 
         assert wait_for(lambda: arrived() >= expected, 600), arrived()
         per_sender: dict[str, list[int]] = {}
-        for sender, seq in hq.inbox.sequences():
+        for sender, _, seq in hq.inbox.sequences():
             per_sender.setdefault(sender, []).append(seq)
         for node in TABLETS:
             assert per_sender[node] == list(range(1, INCIDENTS + 1)), node
