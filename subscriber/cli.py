@@ -19,16 +19,16 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from certs import EnrolmentBundle
 from publisher import Outbox
-from schemas import Alert, BloError, Kind, Lang, Receipt, ReceiptStatus, Role, Scope
+from schemas import BloError, Kind, Lang, Role
 from subscriber.client import NodeClient
 from subscriber.inbox import Inbox
-from subscriber.receipts import RECEIPT_DAYS
+from subscriber.receipts import settle
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -107,20 +107,11 @@ def _show(bundle: EnrolmentBundle, args: argparse.Namespace, console: Console) -
     item = found[0]
     console.print(message_view(item, Lang(args.lang)))
     now = datetime.now(UTC).replace(microsecond=0)
-    if (
-        inbox.mark_read(item.msg_id, now)
-        and isinstance(item.body, Alert)
-        and (bundle.role is Role.BLO)
-    ):
+    # The read and the receipt it owes are one transaction; settle queues it.
+    if inbox.mark_read(item.msg_id, now, owe_receipt=bundle.role is Role.BLO):
         outbox = Outbox(folder / "outbox.sqlite3", bundle.signer())
-        receipt = Receipt(of=item.msg_id, status=ReceiptStatus.READ, at=now)
-        outbox.submit(
-            receipt,
-            Scope.node(item.sealed.header.sender),
-            issued=now,
-            expires=now + timedelta(days=RECEIPT_DAYS),
-        )
-        console.print("[dim]marked read; the read receipt goes out with the next link[/dim]")
+        if settle(inbox, outbox, bundle.node, now):
+            console.print("[dim]marked read; the read receipt goes out with the next link[/dim]")
     return 0
 
 
