@@ -45,7 +45,8 @@ def offending_lines(path: Path) -> list[str]:
 
 def test_nothing_reads_outside_the_repository() -> None:
     files = scanned()
-    assert ROOT / "README.md" in files and ROOT / "tests" / "netsim.py" in files
+    assert ROOT / "README.md" in files
+    assert ROOT / "tests" / "netsim.py" in files
     this = Path(__file__).resolve()
     found = [hit for path in files if path != this for hit in offending_lines(path)]
     assert not found, "paths outside the repository (a clone has no ../shared):\n" + "\n".join(
@@ -68,6 +69,7 @@ def test_the_grep_sees_every_spelling() -> None:
 def test_the_reference_alert_is_in_the_repository() -> None:
     """Same fields and texts as the one the 402-byte figure was measured on."""
     doc = json.loads((ROOT / "bench" / "fixtures" / "reference-alert.json").read_text("utf-8"))
-    assert doc["sender"] == "kh-nacd" and doc["scope"] == "all"
+    assert doc["sender"] == "kh-nacd"
+    assert doc["scope"] == "all"
     assert set(doc["text"]) == {"en", "km"}
     assert doc["text"]["en"]["headline"].startswith("1.9 kg methamphetamine")
