@@ -436,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baseline", action="store_true", help="skip the unmutated runs")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
-    console = Console()
+    # Wide enough for the table in a log file too (rich uses 80 columns off a terminal).
+    console = Console() if sys.stdout.isatty() else Console(width=160)
     by_name = {mutant.name: mutant for mutant in MUTANTS}
     if args.list:
         for mutant in MUTANTS:

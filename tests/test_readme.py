@@ -65,7 +65,7 @@ SKIP_COMMANDS = {
 #: Long-running commands: a regex on the command -> a regex on its output meaning "up".
 SERVICES = {
     r"^blo-broker (run )?--pki": r"listening on",
-    r"^blo-broker archive": r"archive kh-archive -> ",
+    r"^blo-broker archive": r"archive kh-archive connected",
     r"^mosquitto -c": r"mosquitto version .* running",
     r"^blo-sub run": r" connected to ",
 }
