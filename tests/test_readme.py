@@ -64,7 +64,7 @@ SKIP_COMMANDS = {
 }
 #: Long-running commands: a regex on the command -> a regex on its output meaning "up".
 SERVICES = {
-    r"^blo-broker (run )?--pki": r"listening on",
+    r"^blo-broker( run)?( -|$)": r"listening on",  # the embedded broker, whatever its flags
     r"^blo-broker archive": r"archive kh-archive connected",
     r"^mosquitto -c": r"mosquitto version .* running",
     r"^blo-sub run": r" connected to ",
@@ -197,15 +197,21 @@ class Session:
         wanted = next((w for p, w in EXPECT.items() if re.search(p, written)), [])
         deadline = time.monotonic() + (RETRY_WITHIN if READ_ONLY.search(written) else 0)
         while True:
-            done = subprocess.run(
-                ["bash", "-c", command],
-                cwd=self.cwd,
-                env=self.env,
-                capture_output=True,
-                text=True,
-                timeout=COMMAND_TIMEOUT,
-                check=False,
-            )
+            try:
+                done = subprocess.run(
+                    ["bash", "-c", command],
+                    cwd=self.cwd,
+                    env=self.env,
+                    capture_output=True,
+                    text=True,
+                    timeout=COMMAND_TIMEOUT,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise AssertionError(
+                    f"{where}\n  still running after {COMMAND_TIMEOUT:.0f} s; if it is meant to"
+                    f" keep running, add it to SERVICES:\n{exc.output!r}"
+                ) from None
             out = done.stdout + done.stderr
             missing = [w for w in wanted if w not in out]
             if (done.returncode == 0 and not missing) or time.monotonic() > deadline:
