@@ -21,11 +21,11 @@ from schemas import Scope, WireModel, draft_from_document, seal
 from subscriber import node_client
 
 TOPIC = "blo/country/kh"
-REFERENCE = ROOT.parent / "shared" / "fixtures" / "reference-alert.json"
+REFERENCE = ROOT / "bench" / "fixtures" / "reference-alert.json"
 
 
 def reference_body() -> WireModel:
-    """The reference alert's body (../shared/fixtures/reference-alert.json)."""
+    """The reference alert's body (bench/fixtures/reference-alert.json)."""
     doc = json.loads(REFERENCE.read_text("utf-8"))
     doc.pop("_about", None)
     return draft_from_document(doc).body

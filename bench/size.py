@@ -38,7 +38,7 @@ from schemas.compression import dictionary
 from schemas.textcode import decode_text
 
 HERE = Path(__file__).resolve().parent
-REFERENCE = HERE.parents[1] / "shared" / "fixtures" / "reference-alert.json"
+REFERENCE = HERE / "fixtures" / "reference-alert.json"
 HELDOUT = HERE / "fixtures" / "heldout-alert.json"
 CAP = "urn:oasis:names:tc:emergency:cap:1.2"
 DSIG = "http://www.w3.org/2000/09/xmldsig#"

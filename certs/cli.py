@@ -152,7 +152,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.print(f"server certificate for {', '.join(args.host)} in {out}")
         elif args.command == "import-root":
             country = pki.import_root(args.other)
-            console.print(f"root of {country} pinned; re-issue bundles to carry it")
+            # Roots are pinned through the bundles: one written before the import
+            # would hold the other country's messages in quarantine for ever.
+            nodes = [n.node for n in pki.keyset().nodes if n.revoked is None]
+            for node in nodes:
+                pki.write_bundle(node)
+            console.print(
+                f"root of {country} pinned; {len(nodes)} bundles in {args.dir}/bundles/ "
+                "re-written to carry it: copy them to the nodes again"
+            )
     except BloError as exc:
         Console(stderr=True, soft_wrap=True).print(
             f"[red]blo-certs: error:[/red] {exc}", highlight=False

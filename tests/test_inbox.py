@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from netsim import ALERT, Net
 
-from schemas import Accepted, Scope
+from schemas import Accepted, Scope, open_envelope
 from subscriber import Inbox
 
 
@@ -56,4 +56,30 @@ def test_a_batch_that_fails_leaves_nothing_behind(tmp_path: Path) -> None:
     blocker.close()
     assert inbox.count() == 0
     assert inbox.add_many(batch, net.now) == [True, True, True]
+    inbox.close()
+
+
+def _same_number_twice(net: Net) -> tuple[Accepted, Accepted]:
+    """Two different envelopes (two message ids) that kh-nacd numbered #1."""
+    out = []
+    for _ in range(2):  # each seal draws a fresh random message id
+        wire = net.send("kh-nacd", ALERT, Scope.country("kh"), seq=1)
+        sealed = open_envelope(wire)
+        out.append(Accepted(sealed.header, sealed.decode_body(), "blo/country/kh", wire, True))
+    assert out[0].header.msg_id != out[1].header.msg_id
+    return out[0], out[1]
+
+
+def test_one_sender_number_is_held_once(tmp_path: Path) -> None:
+    """(sender, seq) names one message: a second envelope under a held number is not
+    stored (it would make the rebuilt replay window and the receipts disagree)."""
+    net = Net()
+    first, second = _same_number_twice(net)
+    inbox = Inbox(tmp_path / "inbox.sqlite3")
+    assert inbox.add(first, net.now)
+    assert not inbox.add(second, net.now)
+    assert inbox.add_many([second], net.now) == [False]
+    assert inbox.count() == 1
+    assert inbox.sequences() == [("kh-nacd", 1)]
+    assert [s.msg_id for s in inbox.messages()] == [first.header.msg_id]
     inbox.close()
