@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from netsim import ALERT, Net
 
-from schemas import Accepted, Scope, open_envelope
+from schemas import Accepted, Scope, open_envelope, seal
 from subscriber import Inbox
 
 
@@ -71,8 +72,8 @@ def _same_number_twice(net: Net) -> tuple[Accepted, Accepted]:
 
 
 def test_one_sender_number_is_held_once(tmp_path: Path) -> None:
-    """(sender, seq) names one message: a second envelope under a held number is not
-    stored (it would make the rebuilt replay window and the receipts disagree)."""
+    """(sender, epoch, seq) names one message: a second envelope under a held number is
+    not stored (it would make the rebuilt replay window and the receipts disagree)."""
     net = Net()
     first, second = _same_number_twice(net)
     inbox = Inbox(tmp_path / "inbox.sqlite3")
@@ -80,6 +81,21 @@ def test_one_sender_number_is_held_once(tmp_path: Path) -> None:
     assert not inbox.add(second, net.now)
     assert inbox.add_many([second], net.now) == [False]
     assert inbox.count() == 1
-    assert inbox.sequences() == [("kh-nacd", 1)]
+    assert inbox.sequences() == [("kh-nacd", 1, 1)]
     assert [s.msg_id for s in inbox.messages()] == [first.header.msg_id]
+    # The same number from another outbox (epoch) of that sender is another message.
+    wire = seal(
+        net.signers["kh-nacd"],
+        ALERT,
+        seq=1,
+        scope=Scope.country("kh"),
+        issued=net.now,
+        expires=net.now + timedelta(days=1),
+        epoch=2,
+    )
+    sealed = open_envelope(wire)
+    assert inbox.add(
+        Accepted(sealed.header, sealed.decode_body(), "blo/country/kh", wire, True), net.now
+    )
+    assert inbox.sequences() == [("kh-nacd", 1, 1), ("kh-nacd", 2, 1)]
     inbox.close()

@@ -71,7 +71,8 @@ def test_crash_after_the_outbox_before_the_inbox_queues_nothing_twice(
         patch.setattr(inbox, "settle", die)
         with pytest.raises(Crash):
             settle(inbox, outbox, "kh-blo-bavet", net.now)
-    assert len(_receipts(outbox)) == 1 and inbox.owed()  # queued, still marked owed
+    assert len(_receipts(outbox)) == 1  # queued,
+    assert inbox.owed()  # and still marked owed
     # At restart the receipt is found by its derived id, not queued again.
     assert settle(inbox, outbox, "kh-blo-bavet", net.now + timedelta(minutes=1)) == 0
     assert _receipts(outbox) == [(alert.header.msg_id, ReceiptStatus.DELIVERED)]
