@@ -158,7 +158,7 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt is untyped
         session holds it, and each retained topic must match it and pass the
         node's receive rule (tests/test_trust_retained.py, with mosquitto_sub).
         """
-        topic_filter, qos = subscription
+        topic_filter = subscription[0]
         held = [
             q
             for s, q in self._subscriptions.get(topic_filter, ())

@@ -245,7 +245,8 @@ def test_guard_refuses_a_retained_publish_the_acl_allows(tmp_path: Path) -> None
     assert inspect(plain, first=False, identity="kh-blo-bavet", rules=rules) is None
     retained = Frame(0x33, topic + b"\x00\x01x")
     reason = inspect(retained, first=False, identity="kh-blo-bavet", rules=rules)
-    assert reason is not None and "retained" in reason
+    assert reason is not None
+    assert "retained" in reason
     trust = Rules("kh-archive", (), ("blo/trust/+/keyset",), ("blo/trust/+/keyset",))
     slot = Frame(0x33, _string("blo/trust/kh/keyset") + b"\x00\x01x")
     assert inspect(slot, first=False, identity="kh-archive", rules=trust) is None
@@ -267,7 +268,8 @@ def test_guard_publish_checks(packet: str, why: str) -> None:
     raw = {**MALFORMED, **GUARD_ONLY}[packet]
     frame = Frame(raw[0], raw[1 + len(_length(len(raw) - 2)) :])
     reason = inspect(frame, first=False, identity="kh-blo-bavet", rules=rules)
-    assert reason is not None and why in reason, reason
+    assert reason is not None
+    assert why in reason, reason
     good = b"\x32" + _length(len(_string("blo/incident/kh/kh-blo-bavet")) + 3)
     good += _string("blo/incident/kh/kh-blo-bavet") + b"\x00\x07x"
     frame = Frame(good[0], good[2:])
@@ -286,7 +288,8 @@ def test_acl_plugin_refuses_receive_after_the_rules_narrow(network: Network) -> 
         bavet = TestClient(network.bundle("kh-blo-bavet"), handle.port, clean=True)
         nacd = TestClient(network.bundle("kh-nacd"), handle.port, clean=True)
         try:
-            assert bavet.connect() and nacd.connect()
+            assert bavet.connect()
+            assert nacd.connect()
             assert bavet.subscribe("blo/region/kh-vn-bavet")
             assert bavet.subscribe("blo/node/kh-blo-bavet")
             assert nacd.publish("blo/region/kh-vn-bavet", b"before")
