@@ -216,7 +216,9 @@ class Receiver:
             )
         if not sealed.verify(root):
             return reject(Reason.BAD_SIGNATURE, "signature does not match the root key")
-        if topic not in topics_for(h.kind, h.scope, h.sender):
+        # The archive answers a node's trust request on its replay topic (issue 9, item 7).
+        on_replay = self.me is not None and topic == replay_topic(self.me)
+        if topic not in topics_for(h.kind, h.scope, h.sender) and not on_replay:
             return reject(Reason.WRONG_TOPIC, f"{h.kind.label} of {h.sender} arrived on {topic}")
         try:
             body = sealed.decode_body()
@@ -236,7 +238,7 @@ class Receiver:
             if isinstance(body, Keyset):
                 self.trust.apply_keyset(body)
             else:
-                self.trust.apply_revocation(body)
+                self.trust.apply_revocation(body, h.expires)
         except RollbackError as exc:
             return reject(Reason.ROLLBACK, str(exc))
         return Accepted(h, body, topic, data, active=True)

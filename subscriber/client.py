@@ -58,6 +58,7 @@ from schemas import (
     rules_for,
     trust_topic,
 )
+from schemas.trust import TrustRequest, encode_trust_request
 from subscriber.inbox import Inbox
 from subscriber.link import node_client
 
@@ -235,6 +236,7 @@ class NodeClient:
         # SUBACK leaves a kept session without the subscription (seen under cuts).
         for pattern in rules_for(entry, keyset.nodes).read:
             client.subscribe(pattern, qos=1)
+        self._ask_trust()
         self._link += 1
         self.connected.set()
         now = self.clock()
@@ -413,6 +415,16 @@ class NodeClient:
         self._asked[sender] = time.monotonic()
         request = ReplayRequest(sender=sender, first=first, last=last)
         self.client.publish(request_topic(self.me), encode_request(request), qos=1)
+
+    def _ask_trust(self) -> None:
+        """Ask the archive for the newest trust of every pinned country (every connect).
+
+        The retained slot alone is not enough: whoever could write it could put an
+        older keyset back and hide a revocation; the archive's answer comes on the
+        replay topic and is checked against the pinned roots like the slot's.
+        """
+        request = TrustRequest(countries=tuple(self.receiver.trust.countries))
+        self.client.publish(request_topic(self.me), encode_trust_request(request), qos=1)
 
     def _catch_up(self) -> None:
         """Ask the archive for everything after the newest held, per sender.
