@@ -348,7 +348,8 @@ class NodeClient:
                 Kind.REVOCATION,
             )
             if result.reason is Reason.UNKNOWN_KEY and not trust_echo:
-                self.inbox.quarantine(topic, payload, result.detail, now)
+                sender = result.header.sender if result.header else ""
+                self.inbox.quarantine(topic, payload, result.detail, now, sender)
                 log.info("%s quarantined: %s", self.me, result)
             elif trust_echo:
                 log.debug("%s %s", self.me, result)  # e.g. a root this node does not pin
