@@ -391,3 +391,15 @@ def test_late_delivery_within_the_key_grace_accepted(net: Net) -> None:
     result = receiver.receive("blo/replay/kh-blo-bavet", wire, net.now)
     assert isinstance(result, Accepted), result
     assert not result.active
+
+
+def test_trust_on_my_replay_topic_accepted_on_another_refused(net: Net) -> None:
+    """The archive answers a node's trust request on that node's replay topic (item 7)."""
+    newer = net.trust_message(net.keyset("kh", version=7))
+    other = net.receiver("kh-blo-bavet")
+    rejected(other.receive("blo/replay/kh-nacd", newer, net.now), Reason.WRONG_TOPIC)
+    mine = net.receiver("kh-blo-bavet")
+    assert mine.receive("blo/replay/kh-blo-bavet", newer, net.now).ok
+    keyset = mine.trust.keyset("kh")
+    assert keyset is not None
+    assert keyset.version == 7
