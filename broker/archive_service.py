@@ -10,11 +10,14 @@ It answers ``blo/request/<node>`` with the original envelopes on
 read. When it sees a gap in a sender's sequence that does not fill within a
 grace period, it asks the sender to publish again (``blo/resend/<sender>``).
 It also publishes the PKI folder's signed trust messages, retained, so
-tablets learn of new keysets and revocations on connect.
+tablets learn of new keysets and revocations on connect; answers a node's trust
+request (sent at every connect) with the newest it holds; and republishes a
+retained trust slot found holding an older version than its own (a rollback).
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import time
@@ -48,6 +51,9 @@ from schemas import (
     trust_topic,
 )
 from schemas.access import rules_for
+from schemas.kinds import Kind
+from schemas.topics import request_topic
+from schemas.trust import TrustRequest, decode_trust_request
 from subscriber import node_client
 
 __all__ = ["ArchiveService"]
@@ -95,6 +101,7 @@ class ArchiveService:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self._setup_trust()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -209,16 +216,122 @@ class ArchiveService:
     # -- trust and gaps ----------------------------------------------------------------
 
     def publish_trust(self) -> None:
-        """Publish the signed keysets and revocation lists, retained."""
+        """Publish the newest signed keysets and revocation lists, retained."""
         if self.trust_source is None:
             return
-        for data in self.trust_source():
+        for data in self.newest_trust():
             try:
                 header = open_envelope(data).header
             except BloError as exc:
                 log.error("trust message not published: %s", exc)
                 continue
             self.client.publish(trust_topic(header.kind, header.sender), data, qos=1, retain=True)
+
+    # -- trust requests and retained slots (issue 9, item 7) ---------------------------
+
+    def _setup_trust(self) -> None:
+        """Hold the bundle's trust; route trust requests and trust slots to their handlers.
+
+        paho's per-topic callbacks see these first and pass everything else on to
+        ``_on_message`` unchanged, so the store's path does not know about them.
+        """
+        self._trust_lock = threading.Lock()
+        self._trust_held: dict[tuple[Kind, str], tuple[int, bytes]] = {}
+        self._slot_fixed: dict[str, float] = {}
+        for item in self.bundle.trust:
+            self._hold_trust(base64.b64decode(item))
+        self.client.message_callback_add(request_topic("+"), self._on_request)
+        self.client.message_callback_add(f"{trust_topic(Kind.KEYSET, '+')}", self._on_slot)
+        self.client.message_callback_add(f"{trust_topic(Kind.REVOCATION, '+')}", self._on_slot)
+
+    def _hold_trust(self, data: bytes) -> tuple[str, int] | None:
+        """Keep ``data`` if it is a root-signed trust message newer than the one held.
+
+        Returns its topic and version, or None when it is no trust message a pinned
+        root signed.
+        """
+        try:
+            sealed = open_envelope(data)
+        except BloError:
+            return None
+        h = sealed.header
+        root = self.trust.root_key(h.sender, h.key_id)
+        if h.kind not in (Kind.KEYSET, Kind.REVOCATION) or root is None:
+            return None
+        if not sealed.verify(root):
+            return None
+        with self._trust_lock:
+            held = self._trust_held.get((h.kind, h.sender))
+            if held is None or h.seq > held[0]:
+                self._trust_held[(h.kind, h.sender)] = (h.seq, data)
+        return trust_topic(h.kind, h.sender), h.seq
+
+    def newest_trust(self, countries: tuple[str, ...] | None = None) -> list[bytes]:
+        """The newest trust messages held (keysets first), of ``countries`` or of all."""
+        for data in self.trust_source() if self.trust_source else ():
+            self._hold_trust(data)
+        with self._trust_lock:
+            return [
+                data
+                for (_, country), (_, data) in sorted(self._trust_held.items())
+                if countries is None or country in countries
+            ]
+
+    def _on_request(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            request = decode_trust_request(bytes(message.payload))
+        except BloError:  # not a trust request: a replay request, for the usual path
+            self._on_message(client, userdata, message)
+            return
+        try:
+            self._serve_trust(message.topic.rsplit("/", 1)[1], request)
+        except Exception:  # paho's thread must outlive any one request
+            log.exception("archive: trust request on %s failed", message.topic)
+        finally:
+            client.ack(message.mid, message.qos)
+
+    def _serve_trust(self, node: str, request: TrustRequest) -> None:
+        """Send ``node`` the newest keyset and revocation list of each country it asked for."""
+        entry = self.trust.node(node)
+        if entry is None or entry.revoked is not None:
+            log.warning("trust request refused to %s: not an active node", node)
+            return
+        sent = self.newest_trust(request.countries)
+        for data in sent:
+            self.client.publish(replay_topic(node), data, qos=1)
+        log.info("sent %d trust messages of %s to %s", len(sent), ",".join(request.countries), node)
+
+    def _on_slot(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            self._repair_slot(message.topic, bytes(message.payload))
+        except Exception:  # paho's thread must outlive any one message
+            log.exception("archive: checking trust slot %s failed", message.topic)
+        self._on_message(client, userdata, message)
+
+    def _repair_slot(self, topic: str, data: bytes) -> None:
+        """Republish the newest held trust when ``topic`` carries an older version (or junk).
+
+        Only the archive role may write trust topics, but a second archive with an
+        older PKI copy, a restored broker database or stolen archive credentials can
+        still put an old keyset or revocation list in the retained slot. The archive
+        subscribes to every slot, so it sees that at once and puts its own back.
+        """
+        parts = topic.split("/")
+        if len(parts) != 4:
+            return
+        kind = Kind.KEYSET if parts[3] == Kind.KEYSET.label else Kind.REVOCATION
+        found = self._hold_trust(data)
+        version = found[1] if found is not None and found[0] == topic else None
+        with self._trust_lock:
+            newest = self._trust_held.get((kind, parts[2]))
+        if newest is None or (version is not None and version >= newest[0]):
+            return
+        if time.monotonic() - self._slot_fixed.get(topic, 0.0) < 2.0:
+            return  # the repair just sent is on its way
+        self._slot_fixed[topic] = time.monotonic()
+        what = "an unverifiable message" if version is None else f"v{version}"
+        log.warning("trust slot %s held %s, older than v%d: republished", topic, what, newest[0])
+        self.client.publish(topic, newest[1], qos=1, retain=True)
 
     def _tick(self) -> None:
         published: list[bytes] = []

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from amqtt.adapters import ReaderAdapter, StreamWriterAdapter
 from amqtt.broker import Broker
+from amqtt.contexts import Action
 
 from broker.config import BrokerSettings
 from broker.errors import BrokerError
@@ -144,6 +145,39 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt is untyped
     the session, what is left in the queue goes through amqtt's own delivery
     path (topic checks, ACL, broadcast, retain).
     """
+
+    async def _publish_retained_messages_for_subscription(  # type: ignore[no-untyped-def]
+        self, subscription, session
+    ):
+        """Retained messages for one of ``session``'s own subscriptions, and only those.
+
+        amqtt 0.12.1 calls this at every connect for *every* filter any session
+        holds, so a client subscribed to ``blo/country/kh`` alone was handed
+        ``blo/trust/kh/keyset`` because someone else had subscribed to it; and it
+        sends retained messages past the ACL. Here a filter counts only if this
+        session holds it, and each retained topic must match it and pass the
+        node's receive rule (tests/test_trust_retained.py, with mosquitto_sub).
+        """
+        topic_filter = subscription[0]
+        held = [
+            q
+            for s, q in self._subscriptions.get(topic_filter, ())
+            if s.client_id == session.client_id
+        ]
+        handler = self._get_handler(session)
+        if not held or handler is None:
+            return
+        tasks = []
+        for topic, retained in list(self._retained_messages.items()):
+            if not self._matches(topic, topic_filter):
+                continue
+            if not await self._topic_filtering(session, topic, Action.RECEIVE):
+                continue
+            level = min(held[0], retained.qos if retained.qos is not None else held[0])
+            publish = handler.mqtt_publish(retained.topic, retained.data, level, retain=True)
+            tasks.append(asyncio.ensure_future(publish))
+        if tasks:
+            await asyncio.wait(tasks)
 
     async def _handle_disconnect(self, client_session, handler, disconnect_waiter):  # type: ignore[no-untyped-def]
         queue = client_session.delivered_message_queue

@@ -17,6 +17,13 @@ Mosquitto 2.0.11 facts handled here: its default ``autosave_interval`` is
 started as root it drops to the ``mosquitto`` user, which must own its data
 folder. It cannot check certificate fingerprints, so revocation reaches it
 through the CRL, and retained messages are still filtered by the read ACL.
+
+Retained messages off the trust topics cannot be refused here: ``retain_available``
+is global (and the trust slots must be retained) and the ACL file has no notion
+of the retain flag. What such a message can and cannot do is pinned by
+tests/test_trust_mosquitto_retain.py: it is handed again to later readers of the
+very topic its sender may write, never to anyone else, and receivers drop it as
+a duplicate (or refuse it as unsigned). Only the archive role writes trust topics.
 """
 
 from __future__ import annotations
@@ -108,6 +115,9 @@ use_identity_as_username true
 use_username_as_clientid true
 
 acl_file {out / "acl"}
+# Only trust topics ought to be retained, but retain_available is global and the
+# trust slots need it: a node's retained message stays readable by that topic's
+# readers only (see broker/mosquitto.py); the embedded broker refuses it outright.
 
 # Queue for offline tablets (default 1000 silently drops QoS 1 past that)
 max_queued_messages 1000000

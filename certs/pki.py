@@ -380,6 +380,23 @@ class Pki:
         self.write_bundle(node)
         return fresh
 
+    def refresh(self, now: datetime) -> Keyset:
+        """Re-sign the current registry and revocation list as the next version, fresh.
+
+        Trust messages expire (``KEYSET_DAYS``) so that a node cut off from newer
+        ones shows "trust stale" instead of trusting an old list for ever; an
+        operator re-signs before then even when nothing changed.
+        """
+        keyset = self.keyset()
+        revocation = self.revocation()
+        return self._publish(
+            keyset.country,
+            keyset.nodes,
+            revocation.revoked if revocation else (),
+            keyset.version + 1,
+            now,
+        )
+
     def revoke(self, node: str, now: datetime, *, reason: str = "") -> Keyset:
         """Revoke every key of ``node`` and publish the next keyset and revocation list."""
         keyset = self.keyset()

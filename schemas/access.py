@@ -10,7 +10,7 @@ take their rules from ``rules_for``, so nothing can drift
               blo/resend/ME
     hq        blo/all, blo/country/CC, blo/incident/CC/+,    blo/country/CC, blo/region/R (its
               blo/receipt/ME/+                               offices' regions), blo/node/N (its
-                                                             offices), blo/trust/CC/* (retained)
+                                                             offices)
     blo       blo/all, blo/country/CC, blo/region/R (its),   blo/incident/CC/ME, blo/receipt/+/ME,
               blo/node/ME, blo/bulletin/ME/+                 blo/bulletin/PEER/ME (its counterparts)
     regional  blo/all, blo/region/+, blo/receipt/ME/+        blo/all, blo/region/+
@@ -19,9 +19,12 @@ take their rules from ``rules_for``, so nothing can drift
     archive   every message topic and blo/request/+          blo/replay/+, blo/resend/+,
                                                              blo/trust/+/* (retained)
 
-Retained publishing is allowed only on trust topics: amqtt hands retained
-messages to new clients without consulting the ACL, so nothing private may be
-retained. ``#``, ``$SYS/#`` and anything outside the tree are denied to all.
+Trust topics are written by the trust publisher alone (the archive role): a
+retained slot is what a tablet switched on later reads first, and any other
+writer could put an older keyset or revocation list back there (a rollback
+that hides a revocation). Retained publishing is allowed only on trust topics,
+so nothing private is kept by a broker for clients that have not asked yet.
+``#``, ``$SYS/#`` and anything outside the tree are denied to all.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from schemas.kinds import Role
 from schemas.topics import ROOT, replay_topic, request_topic, resend_topic
 from schemas.trust import NodeEntry
 
-__all__ = ["Action", "Rules", "covers", "matches", "rules_for"]
+__all__ = ["Action", "Rules", "covers", "is_trust_topic", "matches", "rules_for"]
 
 
 class Action(StrEnum):
@@ -92,6 +95,11 @@ def covers(pattern: str, subscription: str) -> bool:
     return len(asked) == len(wanted)
 
 
+def is_trust_topic(topic: str) -> bool:
+    """True for a country's keyset or revocation topic (the only retained topics)."""
+    return any(matches(topic, pattern) for pattern in _trust("+"))
+
+
 def _trust(country: str) -> tuple[str, ...]:
     return (f"{ROOT}/trust/{country}/keyset", f"{ROOT}/trust/{country}/revocation")
 
@@ -110,10 +118,9 @@ def rules_for(entry: NodeEntry, country_nodes: Iterable[NodeEntry]) -> Rules:
         regions = sorted({r for n in peers for r in n.regions})
         read += [f"{ROOT}/all", f"{ROOT}/country/{cc}", f"{ROOT}/incident/{cc}/+"]
         read += [f"{ROOT}/receipt/{me}/+"]
-        write += [f"{ROOT}/country/{cc}", *_trust(cc)]
+        write += [f"{ROOT}/country/{cc}"]
         write += [f"{ROOT}/region/{r}" for r in regions]
         write += [f"{ROOT}/node/{n.node}" for n in peers if n.node != me]
-        retain += _trust(cc)
     elif role is Role.BLO:
         read += [f"{ROOT}/all", f"{ROOT}/country/{cc}", f"{ROOT}/node/{me}"]
         read += [f"{ROOT}/region/{r}" for r in entry.regions]

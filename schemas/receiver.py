@@ -10,7 +10,7 @@ Order of checks, cheapest trustworthy answer first::
     parse header (strict, bounded)  -> MALFORMED / UNSUPPORTED
     find the key                    -> UNKNOWN_KEY (quarantine and retry later)
     verify signature on raw bytes   -> BAD_SIGNATURE
-    revocation, key validity        -> REVOKED_KEY / KEY_NOT_VALID
+    revocation, clock, key validity -> REVOKED_KEY / ISSUED_IN_FUTURE / KEY_NOT_VALID
     topic derived from the header   -> WRONG_TOPIC
     role may send kind to scope     -> UNAUTHORIZED
     scope includes this node        -> NOT_FOR_ME
@@ -36,7 +36,17 @@ from schemas.trust import Keyset, Revocation
 from schemas.truststore import TrustStore
 from schemas.window import Gap, ReplayWindow, SeqVerdict
 
-__all__ = ["Accepted", "Reason", "Receiver", "Rejected", "Result"]
+__all__ = ["FUTURE_MARGIN", "KEY_GRACE", "Accepted", "Reason", "Receiver", "Rejected", "Result"]
+
+#: How far a message's ``issued`` may lie ahead of the receiver's clock (clock skew).
+#: Beyond it the message is refused: an alert dated months ahead would otherwise be
+#: stored as active and sort first, and a key's validity would be judged at a time
+#: that has not come.
+FUTURE_MARGIN = timedelta(minutes=10)
+#: How long after a key's ``not_after`` a message it signed while valid is still
+#: accepted: long enough for a tablet that was offline to catch up from the archive,
+#: short enough that a rotated-out key stops working (docs/design.md, "Clock").
+KEY_GRACE = timedelta(days=30)
 
 
 class Reason(StrEnum):
@@ -47,6 +57,7 @@ class Reason(StrEnum):
     UNKNOWN_KEY = "unknown_key"
     BAD_SIGNATURE = "bad_signature"
     REVOKED_KEY = "revoked_key"
+    ISSUED_IN_FUTURE = "issued_in_future"
     KEY_NOT_VALID = "key_not_valid"
     WRONG_TOPIC = "wrong_topic"
     UNAUTHORIZED = "unauthorized"
@@ -151,11 +162,27 @@ class Receiver:
         revoked = self.trust.revoked(h.sender, h.key_id)
         if revoked:
             return reject(Reason.REVOKED_KEY, revoked)
+        if h.issued > now + FUTURE_MARGIN:
+            return reject(
+                Reason.ISSUED_IN_FUTURE,
+                f"issued {h.issued.isoformat()}, more than {FUTURE_MARGIN} ahead of this "
+                f"node's clock ({now.replace(microsecond=0).isoformat()}): check the clock "
+                "of the sender, or of this node",
+            )
         if not found.key.valid_at(h.issued):
             return reject(
                 Reason.KEY_NOT_VALID,
                 f"key {h.key_id.hex()} is valid {found.key.not_before.isoformat()} to "
                 f"{found.key.not_after.isoformat()}, message issued {h.issued.isoformat()}",
+            )
+        # Validity is also judged at receipt: the claimed ``issued`` is the signer's word,
+        # so a rotated-out key could otherwise sign backdated messages for ever.
+        if now > found.key.not_after + KEY_GRACE:
+            return reject(
+                Reason.KEY_NOT_VALID,
+                f"key {h.key_id.hex()} ended {found.key.not_after.isoformat()}; what it signed "
+                f"is accepted until {KEY_GRACE.days} days after that, and this arrived "
+                f"{now.replace(microsecond=0).isoformat()}",
             )
         me = self.trust.node(self.me) if self.me else None
         on_replay = self.me is not None and topic == replay_topic(self.me)
@@ -208,7 +235,9 @@ class Receiver:
             )
         if not sealed.verify(root):
             return reject(Reason.BAD_SIGNATURE, "signature does not match the root key")
-        if topic not in topics_for(h.kind, h.scope, h.sender):
+        # The archive answers a node's trust request on its replay topic (issue 9, item 7).
+        on_replay = self.me is not None and topic == replay_topic(self.me)
+        if topic not in topics_for(h.kind, h.scope, h.sender) and not on_replay:
             return reject(Reason.WRONG_TOPIC, f"{h.kind.label} of {h.sender} arrived on {topic}")
         try:
             body = sealed.decode_body()
@@ -228,7 +257,7 @@ class Receiver:
             if isinstance(body, Keyset):
                 self.trust.apply_keyset(body)
             else:
-                self.trust.apply_revocation(body)
+                self.trust.apply_revocation(body, h.expires)
         except RollbackError as exc:
             return reject(Reason.ROLLBACK, str(exc))
         return Accepted(h, body, topic, data, active=True)

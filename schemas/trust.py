@@ -15,10 +15,20 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from schemas.base import Digest, Timestamp, WireModel
+from schemas.codec import pack, unpack_model
 from schemas.ids import CountryCode, NodeId, RegionName, country_of
 from schemas.kinds import Role
 
-__all__ = ["KeyEntry", "Keyset", "NodeEntry", "Revocation", "RevokedKey"]
+__all__ = [
+    "KeyEntry",
+    "Keyset",
+    "NodeEntry",
+    "Revocation",
+    "RevokedKey",
+    "TrustRequest",
+    "decode_trust_request",
+    "encode_trust_request",
+]
 
 #: Key ids are the first 8 bytes of SHA-256 over the raw Ed25519 public key.
 KeyId = Annotated[bytes, Field(min_length=8, max_length=8)]
@@ -97,3 +107,27 @@ class Revocation(WireModel):
     version: Annotated[int, Field(ge=1, lt=2**63)]
     issued: Timestamp
     revoked: Annotated[tuple[RevokedKey, ...], Field(max_length=10_000)] = ()
+
+
+class TrustRequest(WireModel):
+    """A node asks the archive for the newest keyset and revocation list of ``countries``.
+
+    Sent on ``blo/request/<node>`` at every connect, beside replay requests (the
+    two cannot be confused: this one is an array holding an array, a replay
+    request starts with a node id). The archive answers on ``blo/replay/<node>``
+    with the signed trust messages, which the node checks against its pinned
+    roots like any other: the retained slot is then only a shortcut, and a
+    rolled-back slot cannot hide a revocation from a node that reaches the archive.
+    """
+
+    countries: Annotated[tuple[CountryCode, ...], Field(min_length=1, max_length=32)]
+
+
+def encode_trust_request(request: TrustRequest) -> bytes:
+    """The request's bytes."""
+    return pack(request)
+
+
+def decode_trust_request(data: bytes) -> TrustRequest:
+    """Read a trust request. Raises ``DecodeError``."""
+    return unpack_model(TrustRequest, data, max_len=256)

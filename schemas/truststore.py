@@ -5,6 +5,12 @@ the network. Keysets and revocation lists arrive as signed messages; the
 store accepts one only if its root's signature holds (checked by the receiver
 core) and its version is not lower than the one held: no rollback to a keyset
 in which a lost tablet's key was still good. Plain data, no I/O.
+
+Freshness (TUF-style): every trust message carries a signed expiry, and the
+PKI writes a country's keyset and revocation list together under one version.
+``warnings`` says "trust stale" when a held keyset or revocation list has
+expired, or when the revocation list held is older than the keyset (a newer
+list exists and was withheld, e.g. by a rolled-back retained slot).
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ from schemas.errors import RollbackError, TrustError
 from schemas.ids import country_of
 from schemas.trust import KeyEntry, Keyset, NodeEntry, Revocation
 
-__all__ = ["KeyLookup", "TrustStore"]
+__all__ = ["STALE", "KeyLookup", "TrustStore"]
+
+#: How every freshness warning begins (``blo-sub status`` shows "trust: stale").
+STALE = "trust stale"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +59,8 @@ class TrustStore:
         }
         self._keysets: dict[str, Keyset] = {}
         self._revocations: dict[str, Revocation] = {}
+        #: the signed envelope expiry of each held revocation list (its body has none)
+        self._revocation_expires: dict[str, datetime] = {}
         self._keys: dict[tuple[str, bytes], KeyLookup] = {}
 
     # -- roots and trust messages ------------------------------------------
@@ -81,8 +92,11 @@ class TrustStore:
         self._keysets[keyset.country] = keyset
         self._index()
 
-    def apply_revocation(self, revocation: Revocation) -> None:
-        """Adopt ``revocation`` (already verified). Raises ``RollbackError`` if older."""
+    def apply_revocation(self, revocation: Revocation, expires: datetime | None = None) -> None:
+        """Adopt ``revocation`` (already verified), signed to expire at ``expires``.
+
+        Raises ``RollbackError`` if older than the list held.
+        """
         held = self._revocations.get(revocation.country)
         if held is not None and revocation.version < held.version:
             raise RollbackError(
@@ -90,6 +104,10 @@ class TrustStore:
                 f"than the v{held.version} held"
             )
         self._revocations[revocation.country] = revocation
+        if expires is not None:
+            self._revocation_expires[revocation.country] = expires
+        else:
+            self._revocation_expires.pop(revocation.country, None)
         self._index()
 
     def _index(self) -> None:
@@ -127,7 +145,7 @@ class TrustStore:
         return None
 
     def warnings(self, now: datetime) -> list[str]:
-        """Readable warnings: missing or expired keysets for pinned countries."""
+        """Readable warnings: missing keysets, and stale trust (each begins with ``STALE``)."""
         out = []
         for country in self.countries:
             keyset = self._keysets.get(country)
@@ -135,9 +153,33 @@ class TrustStore:
                 out.append(
                     f"no keyset for {country} yet: messages from {country} cannot be checked"
                 )
-            elif keyset.expires < now:
-                out.append(
-                    f"keyset {country} v{keyset.version} expired at {keyset.expires.isoformat()}:"
-                    " reconnect to receive a newer one, or ask the operator to reissue it"
-                )
+                continue
+            out += self._stale(country, keyset, now)
+        return out
+
+    def stale(self, now: datetime) -> bool:
+        """True if any held trust is stale (expired, or a revocation list withheld)."""
+        return any(w.startswith(STALE) for w in self.warnings(now))
+
+    def _stale(self, country: str, keyset: Keyset, now: datetime) -> list[str]:
+        out = []
+        fix = "reconnect to the archive, or ask the operator to re-sign the trust messages"
+        if keyset.expires < now:
+            out.append(
+                f"{STALE}: keyset {country} v{keyset.version} expired at "
+                f"{keyset.expires.isoformat()}; {fix}"
+            )
+        revocation = self._revocations.get(country)
+        expires = self._revocation_expires.get(country)
+        if revocation is not None and expires is not None and expires < now:
+            out.append(
+                f"{STALE}: revocation list {country} v{revocation.version} expired at "
+                f"{expires.isoformat()}; {fix}"
+            )
+        if revocation is not None and revocation.version < keyset.version:
+            out.append(
+                f"{STALE}: revocation list {country} v{revocation.version} is older than "
+                f"keyset v{keyset.version} (both are signed together: the newer list was "
+                f"withheld); {fix}"
+            )
         return out

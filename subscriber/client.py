@@ -57,6 +57,7 @@ from schemas import (
     rules_for,
     trust_topic,
 )
+from schemas.trust import TrustRequest, encode_trust_request
 from subscriber.inbox import Inbox
 from subscriber.link import node_client
 from subscriber.lock import FolderLock
@@ -234,6 +235,7 @@ class NodeClient:
         # SUBACK leaves a kept session without the subscription (seen under cuts).
         for pattern in rules_for(entry, keyset.nodes).read:
             client.subscribe(pattern, qos=1)
+        self._ask_trust()
         self._link += 1
         self.connected.set()
         now = self.clock()
@@ -343,7 +345,8 @@ class NodeClient:
                 Kind.REVOCATION,
             )
             if result.reason is Reason.UNKNOWN_KEY and not trust_echo:
-                self.inbox.quarantine(topic, payload, result.detail, now)
+                sender = result.header.sender if result.header else ""
+                self.inbox.quarantine(topic, payload, result.detail, now, sender)
                 log.info("%s quarantined: %s", self.me, result)
             elif trust_echo:
                 log.debug("%s %s", self.me, result)  # e.g. a root this node does not pin
@@ -412,6 +415,16 @@ class NodeClient:
         self._asked[key] = time.monotonic()
         request = ReplayRequest(sender=sender, first=first, last=last, epoch=epoch)
         self.client.publish(request_topic(self.me), encode_request(request), qos=1)
+
+    def _ask_trust(self) -> None:
+        """Ask the archive for the newest trust of every pinned country (every connect).
+
+        The retained slot alone is not enough: whoever could write it could put an
+        older keyset back and hide a revocation; the archive's answer comes on the
+        replay topic and is checked against the pinned roots like the slot's.
+        """
+        request = TrustRequest(countries=tuple(self.receiver.trust.countries))
+        self.client.publish(request_topic(self.me), encode_trust_request(request), qos=1)
 
     def _catch_up(self) -> None:
         """Ask the archive for everything after the newest held, per sender.

@@ -39,13 +39,28 @@ from schemas import (
 )
 from subscriber.errors import InboxError
 
-__all__ = ["OWE_DELIVERED", "OWE_READ", "Inbox", "Stored"]
+__all__ = [
+    "OWE_DELIVERED",
+    "OWE_READ",
+    "QUARANTINE_DROPPED",
+    "QUARANTINE_PER_SENDER",
+    "QUARANTINE_TOTAL",
+    "Inbox",
+    "Stored",
+]
 
 # Bits of messages.owed: the receipts this node still has to queue for a message.
 OWE_DELIVERED = 1
 OWE_READ = 2
 # PRAGMA user_version of the current layout; 2: (sender, epoch, seq) and owed receipts.
 _LAYOUT = 2
+
+#: Unknown-key envelopes kept per claimed sender, and in all. Anyone who can
+#: publish where a node reads can send envelopes under keys nobody knows; the
+#: oldest go first, and each one dropped is counted under QUARANTINE_DROPPED.
+QUARANTINE_PER_SENDER = 50
+QUARANTINE_TOTAL = 500
+QUARANTINE_DROPPED = "quarantine_full"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -75,7 +90,7 @@ CREATE TABLE IF NOT EXISTS receipts (
 CREATE TABLE IF NOT EXISTS cancels (target BLOB NOT NULL, by BLOB NOT NULL, kind INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS quarantine (
     id INTEGER PRIMARY KEY, topic TEXT NOT NULL, data BLOB NOT NULL,
-    received INTEGER NOT NULL, detail TEXT NOT NULL
+    received INTEGER NOT NULL, detail TEXT NOT NULL, sender TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS rejected (reason TEXT PRIMARY KEY, count INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS trust (
@@ -319,16 +334,45 @@ class Inbox:
 
     # -- quarantine, rejections, trust, state ------------------------------------------------
 
-    def quarantine(self, topic: str, data: bytes, detail: str, now: datetime) -> None:
-        """Keep a message signed by a key not yet known, for a retry."""
-        self._write(
-            [
-                (
-                    "INSERT INTO quarantine (topic, data, received, detail) VALUES (?,?,?,?)",
-                    (topic, data, int(now.timestamp()), detail),
+    def quarantine(
+        self,
+        topic: str,
+        data: bytes,
+        detail: str,
+        now: datetime,
+        sender: str = "",
+        *,
+        per_sender: int = QUARANTINE_PER_SENDER,
+        total: int = QUARANTINE_TOTAL,
+    ) -> int:
+        """Keep a message signed by a key not yet known, for a retry; returns how many
+        older ones were dropped to stay within ``per_sender`` (of the claimed sender,
+        which nobody has verified yet) and ``total``. Drops are counted as refusals."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "INSERT INTO quarantine (topic, data, received, detail, sender) "
+                    "SELECT ?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM quarantine WHERE data = ?)",
+                    (topic, data, int(now.timestamp()), detail, sender, data),
                 )
-            ]
-        )
+                dropped = self._db.execute(
+                    "DELETE FROM quarantine WHERE sender = ? AND id NOT IN "
+                    "(SELECT id FROM quarantine WHERE sender = ? ORDER BY id DESC LIMIT ?)",
+                    (sender, sender, per_sender),
+                ).rowcount
+                dropped += self._db.execute(
+                    "DELETE FROM quarantine WHERE id NOT IN "
+                    "(SELECT id FROM quarantine ORDER BY id DESC LIMIT ?)",
+                    (total,),
+                ).rowcount
+                if dropped:
+                    self._db.execute(_COUNT_REFUSED, (QUARANTINE_DROPPED, dropped, dropped))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return dropped
 
     def quarantined(self) -> list[tuple[int, str, bytes]]:
         """(id, topic, data) of every quarantined message."""

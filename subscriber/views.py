@@ -16,7 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from schemas import Alert, Bulletin, Incident, Lang, Receipt, WireModel, to_document
-from subscriber.inbox import Stored
+from schemas.truststore import STALE
+from subscriber.inbox import QUARANTINE_DROPPED, Stored
 
 __all__ = ["headline", "inbox_table", "message_view", "state_of", "status_table"]
 
@@ -145,9 +146,13 @@ def status_table(
     table.add_row("broker", str(state.get("broker", "-")))
     table.add_row("last contact", str(state.get("last_contact", "never")))
     table.add_row("outbox", f"{waiting} waiting, {sent} sent")
-    table.add_row("inbox", f"{held} messages held, {quarantined} quarantined (unknown key)")
+    dropped = rejections.get(QUARANTINE_DROPPED, 0)
+    full = f", {dropped} dropped from a full quarantine" if dropped else ""
+    table.add_row("inbox", f"{held} messages held, {quarantined} quarantined (unknown key){full}")
     keysets = state.get("keysets") or {}
     table.add_row("keysets", ", ".join(f"{c} v{v}" for c, v in sorted(keysets.items())) or "-")
+    stale = any(str(w).startswith(STALE) for w in state.get("warnings") or [])
+    table.add_row("trust", Text(STALE, style="yellow") if stale else Text("fresh", style="green"))
     gaps = state.get("gaps") or []
     table.add_row("gaps outstanding", ", ".join(f"{s} #{a}-{b}" for s, a, b in gaps) or "none")
     table.add_row("rejected", ", ".join(f"{r}: {n}" for r, n in rejections.items()) or "none")

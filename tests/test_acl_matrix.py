@@ -66,7 +66,8 @@ READ = {
     "vn-blo-mocbai": {"all", "country-other", "region", "bulletin-to-mocbai", "trust"},
 }
 WRITE = {
-    "kh-nacd": {"country-own", "region", "node-bavet", "node-poipet", "trust"},
+    # Only the trust publisher (the archive) writes trust: HQ could roll a slot back.
+    "kh-nacd": {"country-own", "region", "node-bavet", "node-poipet"},
     "kh-blo-bavet": {"incident-bavet", "receipt-bavet", "bulletin-to-mocbai", "request-bavet"},
     "kh-blo-poipet": {"incident-poipet"},
     "kh-analyst": set(),
@@ -89,7 +90,7 @@ WRITER = {
     "bulletin-to-mocbai": "kh-blo-bavet",
     "replay-bavet": "kh-archive",
     "request-bavet": "kh-blo-bavet",
-    "trust": "kh-nacd",
+    "trust": "kh-archive",
 }
 SUBJECTS = list(READ)
 

@@ -21,7 +21,7 @@ from brokers import BrokerHandle, Network, embedded_broker
 from mqttc import TestClient
 from netsim import ALERT
 from nodekit import Nodes, wait_for
-from test_bad_clients import _length, _string, closed_within, raw_session
+from test_bad_clients import _length, _string, closed_within, raw_session, still_open
 
 from broker.config import BrokerSettings
 from broker.embedded import _server_context
@@ -100,23 +100,30 @@ def test_3_queued_messages_arrive_flagged_retained_and_still_verify(network: Net
 
 
 def test_4_only_public_trust_data_can_be_retained(network: Network, tmp_path: Path) -> None:
-    """Fact 4: retained messages reach new clients without the ACL; so only trust is retained."""
+    """Fact 4: amqtt 0.12.1 hands every retained message to a new client whose
+    subscriptions do not match it (at connect, for the filters *other* sessions
+    hold), past the ACL. The embedded broker delivers a retained message only for
+    the session's own matching subscription (embedded._Broker; mosquitto_sub in
+    tests/test_trust_retained.py), and only trust is ever retained."""
     with embedded_broker(network) as handle:
-        nacd = TestClient(network.bundle("kh-nacd"), handle.port, clean=True)
-        assert nacd.connect()
+        archive = TestClient(network.bundle("kh-archive"), handle.port, clean=True)
+        assert archive.connect()
         keyset = (network.kh / "trust" / "keyset.msg").read_bytes()
-        assert nacd.subscribe("blo/trust/kh/keyset")
-        assert nacd.publish("blo/trust/kh/keyset", keyset, retain=True)
-        # While another client holds a matching subscription, a client that
-        # subscribed to nothing is handed the retained message (upstream, pinned).
+        assert archive.subscribe("blo/trust/kh/keyset")
+        assert archive.publish("blo/trust/kh/keyset", keyset, retain=True)
+        # A client that subscribed to nothing is handed nothing (upstream sent the keyset).
         poipet = TestClient(network.bundle("kh-blo-poipet"), handle.port, clean=True)
         assert poipet.connect()
+        assert poipet.collect(quiet=1.0) == []
+        # The control: once it asks for the slot, the keyset comes, flagged retained.
+        assert poipet.subscribe("blo/trust/+/keyset")
         got = poipet.collect(quiet=1.0)
-        assert [(t, p) for t, p, _ in got] == [("blo/trust/kh/keyset", keyset)]
+        assert [(t, p, r) for t, p, r in got] == [("blo/trust/kh/keyset", keyset, True)]
         poipet.close()
-        nacd.close()
-        # A BLO's retained incident would leak the same way: the guard refuses it.
+        archive.close()
+        # A BLO's retained incident, on a topic its ACL lets it write: the guard refuses it.
         sock = raw_session(network.bundle("kh-blo-bavet"), handle.port, tmp_path)
+        assert still_open(sock)
         topic = _string("blo/incident/kh/kh-blo-bavet")
         sock.sendall(b"\x31" + _length(len(topic) + 6) + topic + b"secret")
         assert closed_within(sock)

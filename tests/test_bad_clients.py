@@ -14,7 +14,10 @@ import pytest
 from brokers import BrokerHandle, Network, embedded_broker, mosquitto_broker
 from mqttc import TestClient, tls_files
 
+from broker.embedded import _rules_config
+from broker.guard import Frame, inspect
 from certs import EnrolmentBundle, Pki
+from schemas.access import Rules
 
 # -- raw MQTT over TLS -----------------------------------------------------------
 
@@ -53,16 +56,33 @@ def raw_session(bundle: Path, port: int, tmp: Path, client_id: str | None = None
 
 
 def closed_within(sock: ssl.SSLSocket, seconds: float = 5.0) -> bool:
-    """True if the broker closes the connection within ``seconds``."""
-    sock.settimeout(seconds)
+    """True if the broker closes the connection within ``seconds``.
+
+    End of stream or a reset is "closed"; a read that times out is not: a broker
+    that ignores the packet and keeps the socket open is a failure, never a pass.
+    Whatever the broker sends meanwhile (a PUBACK) is read and ignored.
+    """
     deadline = time.monotonic() + seconds
-    try:
-        while time.monotonic() < deadline:
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(min(left, 0.5))
+        try:
             if not sock.recv(4096):
                 return True
-    except (ConnectionError, ssl.SSLError, OSError):
-        return True
+        except TimeoutError:
+            continue
+        except (ConnectionError, ssl.SSLError, OSError):
+            return True
     return False
+
+
+def still_open(sock: ssl.SSLSocket) -> bool:
+    """True if a PINGREQ on ``sock`` is answered with a PINGRESP (the control for closed_within)."""
+    sock.settimeout(5)
+    try:
+        sock.sendall(b"\xc0\x00")
+        return sock.recv(2) == b"\xd0\x00"
+    except (TimeoutError, ConnectionError, ssl.SSLError, OSError):
+        return False
 
 
 def served(network: Network, port: int) -> bool:
@@ -184,18 +204,112 @@ def test_oversized_publish_is_not_delivered(network: Network) -> None:
             assert served(network, handle.port)
 
 
-def test_blo_retained_alert_is_not_kept(broker: BrokerHandle) -> None:
+def test_blo_retained_publish_on_its_own_topic_is_not_kept(broker: BrokerHandle) -> None:
+    """Bavet may publish on its incident topic, but not retained (only trust is retained).
+
+    The ACL allows the topic, so on the embedded broker only the guard's retained
+    check stands between the message and every later subscriber. Mosquitto cannot
+    refuse it (retain_available is global and trust must be retained): there it is
+    kept for the topic's readers only; tests/test_trust_mosquitto_retain.py shows
+    what it can and cannot do.
+    """
     network = broker.network
     bavet = TestClient(network.bundle("kh-blo-bavet"), broker.port, clean=True)
     assert bavet.connect()
-    bavet.publish("blo/country/kh", b"fake national alert", retain=True)
+    bavet.publish("blo/incident/kh/kh-blo-bavet", b"retained incident", retain=True)
     bavet.close()
-    poipet = TestClient(network.bundle("kh-blo-poipet"), broker.port, clean=True)
-    assert poipet.connect()
-    assert poipet.subscribe("blo/country/kh")
-    assert not poipet.collect(quiet=1.0)
-    poipet.close()
+    nacd = TestClient(network.bundle("kh-nacd"), broker.port, clean=True)
+    assert nacd.connect()
+    assert nacd.subscribe("blo/incident/kh/+")
+    # Positive control: the same office's ordinary publish on that topic arrives.
+    bavet = TestClient(network.bundle("kh-blo-bavet"), broker.port, clean=True)
+    assert bavet.connect()
+    assert bavet.publish("blo/incident/kh/kh-blo-bavet", b"live incident")
+    got = nacd.collect(quiet=1.0)
+    bavet.close()
+    nacd.close()
+    assert (("blo/incident/kh/kh-blo-bavet", b"live incident", False)) in got
+    retained = [p for t, p, r in got if p == b"retained incident"]
+    if broker.kind == "amqtt":
+        assert retained == [], "the embedded broker kept a retained message off the trust topics"
+    else:
+        assert retained == [b"retained incident"]  # Mosquitto 2.0.11 keeps it (documented)
     assert served(network, broker.port)
+
+
+def test_guard_refuses_a_retained_publish_the_acl_allows(tmp_path: Path) -> None:
+    """The guard itself, without a socket: the topic is writable, the retain flag is not."""
+    rules = Rules("kh-blo-bavet", (), ("blo/incident/kh/kh-blo-bavet",), ())
+    topic = _string("blo/incident/kh/kh-blo-bavet")
+    plain = Frame(0x32, topic + b"\x00\x01x")
+    assert inspect(plain, first=False, identity="kh-blo-bavet", rules=rules) is None
+    retained = Frame(0x33, topic + b"\x00\x01x")
+    reason = inspect(retained, first=False, identity="kh-blo-bavet", rules=rules)
+    assert reason is not None
+    assert "retained" in reason
+    trust = Rules("kh-archive", (), ("blo/trust/+/keyset",), ("blo/trust/+/keyset",))
+    slot = Frame(0x33, _string("blo/trust/kh/keyset") + b"\x00\x01x")
+    assert inspect(slot, first=False, identity="kh-archive", rules=trust) is None
+
+
+@pytest.mark.parametrize(
+    ("packet", "why"),
+    [
+        ("qos3", "QoS 3"),
+        ("packet-id-0", "packet id 0"),
+        ("wildcard-topic", "wildcard"),
+        ("dup-qos0", "DUP"),
+        ("empty-topic", "empty"),
+    ],
+)
+def test_guard_publish_checks(packet: str, why: str) -> None:
+    """Each PUBLISH check of the guard, on the bytes alone; a well-formed one passes."""
+    rules = Rules("kh-blo-bavet", (), ("blo/incident/kh/kh-blo-bavet",), ())
+    raw = {**MALFORMED, **GUARD_ONLY}[packet]
+    frame = Frame(raw[0], raw[1 + len(_length(len(raw) - 2)) :])
+    reason = inspect(frame, first=False, identity="kh-blo-bavet", rules=rules)
+    assert reason is not None
+    assert why in reason, reason
+    good = b"\x32" + _length(len(_string("blo/incident/kh/kh-blo-bavet")) + 3)
+    good += _string("blo/incident/kh/kh-blo-bavet") + b"\x00\x07x"
+    frame = Frame(good[0], good[2:])
+    assert inspect(frame, first=False, identity="kh-blo-bavet", rules=rules) is None
+
+
+def test_acl_plugin_refuses_receive_after_the_rules_narrow(network: Network) -> None:
+    """A subscription granted under the old rules delivers nothing the new rules forbid.
+
+    Bavet subscribes to its region; then the registry drops that region from its
+    rules (as a keyset reload does, without a reconnect). Only the ACL plugin's
+    receive check can stop the next alert to that region; Poipet's own
+    subscription to its own node topic is the control that delivery goes on.
+    """
+    with embedded_broker(network) as handle:
+        bavet = TestClient(network.bundle("kh-blo-bavet"), handle.port, clean=True)
+        nacd = TestClient(network.bundle("kh-nacd"), handle.port, clean=True)
+        try:
+            assert bavet.connect()
+            assert nacd.connect()
+            assert bavet.subscribe("blo/region/kh-vn-bavet")
+            assert bavet.subscribe("blo/node/kh-blo-bavet")
+            assert nacd.publish("blo/region/kh-vn-bavet", b"before")
+            assert [p for _, p, _ in bavet.collect(quiet=0.8)] == [b"before"]
+            runner = handle.stop
+            amqtt = runner.broker._amqtt  # type: ignore[attr-defined]
+            plugin = amqtt.plugins_manager.get_plugin("AclPlugin")
+            registry = runner.broker.registry  # type: ignore[attr-defined]
+            config = _rules_config(registry)
+            config["kh-blo-bavet"]["read"] = [
+                r for r in config["kh-blo-bavet"]["read"] if "region" not in r
+            ]
+            plugin.update(config)
+            assert nacd.publish("blo/region/kh-vn-bavet", b"after")
+            assert nacd.publish("blo/node/kh-blo-bavet", b"control")
+            got = [p for _, p, _ in bavet.collect(quiet=0.8)]
+            assert got == [b"control"], got
+        finally:
+            bavet.close()
+            nacd.close()
 
 
 MALFORMED = {
@@ -221,12 +335,24 @@ MALFORMED = {
 }
 
 
+GUARD_ONLY = {
+    # PUBLISH QoS 0 with DUP set
+    "dup-qos0": b"\x38"
+    + _length(len(_string("blo/incident/kh/kh-blo-bavet")) + 1)
+    + _string("blo/incident/kh/kh-blo-bavet")
+    + b"x",
+    # PUBLISH on an empty topic
+    "empty-topic": b"\x30" + _length(len(_string("")) + 1) + _string("") + b"x",
+}
+
+
 @pytest.mark.parametrize("packet", list(MALFORMED))
 def test_malformed_packets_disconnect_only_the_offender(
     broker: BrokerHandle, tmp_path: Path, packet: str
 ) -> None:
     sock = raw_session(broker.network.bundle("kh-blo-bavet"), broker.port, tmp_path)
     with contextlib.closing(sock):
+        assert still_open(sock), "the control: a fresh session answers a PINGREQ"
         sock.sendall(MALFORMED[packet])
         assert closed_within(sock), f"{broker.kind} kept a client that sent {packet}"
     assert served(broker.network, broker.port)

@@ -319,3 +319,87 @@ def test_stale_or_missing_keyset_warns(net: Net) -> None:
     assert all("expired" in w and "reconnect" in w for w in warnings)
     empty = TrustStore({"kh": [net.roots["kh"].public_key]})
     assert "no keyset for kh" in empty.warnings(net.now)[0]
+
+
+# -- clock and key validity at receipt (issue 9, item 8) ---------------------------------
+
+
+def _with_nacd_key(net: Net, not_after_days: float, version: int = 50) -> object:
+    """A receiver whose kh keyset gives HQ's key validity ending ``not_after_days`` from now."""
+    from schemas import KeyEntry, Keyset
+
+    receiver = net.receiver("kh-blo-bavet")
+    held = net.entries["kh-nacd"].keys[0]
+    key = KeyEntry(
+        key_id=held.key_id,
+        public_key=held.public_key,
+        not_before=net.now - timedelta(days=400),
+        not_after=net.now + timedelta(days=not_after_days),
+    )
+    nodes = tuple(
+        e.model_copy(update={"keys": (key,)}) if e.node == "kh-nacd" else e
+        for n, e in net.entries.items()
+        if n.startswith("kh-")
+    )
+    keyset = Keyset(
+        country="kh",
+        version=version,
+        issued=net.now,
+        expires=net.now + timedelta(days=90),
+        nodes=nodes,
+    )
+    assert receiver.receive(trust_topic(Kind.KEYSET, "kh"), net.trust_message(keyset), net.now).ok
+    return receiver
+
+
+def test_alert_dated_far_ahead_refused(net: Net) -> None:
+    """An alert dated 200 days ahead (its key valid then) was stored as active and sorted first."""
+    ahead = net.now + timedelta(days=200)
+    wire = net.send("kh-nacd", ALERT, Scope.country("kh"), issued=ahead)
+    result = rejected(
+        net.receiver("kh-blo-bavet").receive("blo/country/kh", wire, net.now),
+        Reason.ISSUED_IN_FUTURE,
+    )
+    assert "clock" in result.detail
+
+
+def test_clock_skew_within_the_margin_accepted(net: Net) -> None:
+    from schemas.receiver import FUTURE_MARGIN
+
+    skewed = net.now + FUTURE_MARGIN - timedelta(seconds=30)
+    wire = net.send("kh-nacd", ALERT, Scope.country("kh"), issued=skewed)
+    result = net.receiver("kh-blo-bavet").receive("blo/country/kh", wire, net.now)
+    assert isinstance(result, Accepted)
+    assert result.active
+
+
+def test_rotated_out_key_cannot_sign_backdated_messages(net: Net) -> None:
+    """HQ's key ended 40 days ago (rotated out, not revoked). Whoever kept it signs an alert
+    dated inside its validity: refused, judged at receipt (grace 30 days)."""
+    receiver = _with_nacd_key(net, not_after_days=-40)
+    backdated = net.now - timedelta(days=45)
+    wire = net.send("kh-nacd", ALERT, Scope.country("kh"), issued=backdated)
+    result = rejected(receiver.receive("blo/country/kh", wire, net.now), Reason.KEY_NOT_VALID)
+    assert "arrived" in result.detail
+
+
+def test_late_delivery_within_the_key_grace_accepted(net: Net) -> None:
+    """An offline tablet catching up: signed while the key was valid, the key ended 10 days
+    ago, the archive replays it now. Accepted (expired alerts are kept, inactive)."""
+    receiver = _with_nacd_key(net, not_after_days=-10)
+    wire = net.send("kh-nacd", ALERT, Scope.country("kh"), issued=net.now - timedelta(days=12))
+    result = receiver.receive("blo/replay/kh-blo-bavet", wire, net.now)
+    assert isinstance(result, Accepted), result
+    assert not result.active
+
+
+def test_trust_on_my_replay_topic_accepted_on_another_refused(net: Net) -> None:
+    """The archive answers a node's trust request on that node's replay topic (item 7)."""
+    newer = net.trust_message(net.keyset("kh", version=7))
+    other = net.receiver("kh-blo-bavet")
+    rejected(other.receive("blo/replay/kh-nacd", newer, net.now), Reason.WRONG_TOPIC)
+    mine = net.receiver("kh-blo-bavet")
+    assert mine.receive("blo/replay/kh-blo-bavet", newer, net.now).ok
+    keyset = mine.trust.keyset("kh")
+    assert keyset is not None
+    assert keyset.version == 7
