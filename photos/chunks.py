@@ -214,6 +214,8 @@ class ChunkReason(StrEnum):
     BAD_INDEX = "bad_index"  # past the blob's last chunk
     BAD_LENGTH = "bad_length"  # not the length its index must have
     BAD_PROOF = "bad_proof"  # its bytes or proof do not lead to the signed root
+    UNKNOWN_BLOB = "unknown_blob"  # no accepted message described its blob (store.py)
+    BAD_FILE = "bad_file"  # the whole file did not re-hash to the signed SHA-256 (store.py)
 
 
 @dataclass(frozen=True, slots=True)
