@@ -15,7 +15,7 @@ the image. It makes:
   of the image), the colour profile included; a photo stored rotated (EXIF
   orientation other than 1) is refused then, as it would show sideways.
 
-Every output is checked by ``metadata_in`` before it is returned. A photo without
+Every output is checked by ``metadata.metadata_in`` before it is returned. A photo without
 a usable GPS fix takes the incident's position, marked ``PositionSource.INCIDENT``.
 
 This module reads no clock and touches no network; ``load_photo`` is the only
@@ -44,6 +44,7 @@ from photos.errors import (
     NotAnImageError,
     UnsupportedImageError,
 )
+from photos.metadata import metadata_in, strip_metadata
 from schemas.messages import Attachment, Position, PositionSource
 
 __all__ = [
@@ -267,135 +268,6 @@ def _taken(exif: Image.Exif, gps: dict[int, Any], local: tzinfo | None) -> datet
     return None
 
 
-# -- metadata: finding it, cutting it out ----------------------------------------------
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_KEEP = {b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND", b"gAMA", b"cHRM", b"sRGB", b"sBIT"}
-_PNG_NAMES = {b"eXIf": "EXIF", b"iCCP": "ICC", b"tIME": "time", b"iTXt": "text/XMP"}
-
-
-def _jpeg_segments(data: bytes, name: str) -> tuple[list[tuple[int, int, int]], int]:
-    """The JPEG's top-level segments as (marker, start, end), a scan including its
-    entropy-coded data; and where the image ends (after EOI)."""
-    bad = CorruptImageError
-    if data[:2] != b"\xff\xd8":
-        raise bad("not a JPEG stream", name)
-    out, pos, n = [(0xD8, 0, 2)], 2, len(data)
-    while True:
-        if pos >= n or data[pos] != 0xFF:
-            raise bad("the JPEG's segments are damaged or cut short", name)
-        start = pos
-        while pos < n and data[pos] == 0xFF:
-            pos += 1
-        if pos >= n:
-            raise bad("the JPEG ends inside a marker", name)
-        marker, pos = data[pos], pos + 1
-        if marker == 0xD9:
-            out.append((marker, start, pos))
-            return out, pos
-        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
-            out.append((marker, start, pos))
-            continue
-        if pos + 2 > n or int.from_bytes(data[pos : pos + 2], "big") < 2:
-            raise bad("a JPEG segment has no valid length", name)
-        end = pos + int.from_bytes(data[pos : pos + 2], "big")
-        if end > n:
-            raise bad("a JPEG segment runs past the end of the file", name)
-        if marker == 0xDA:  # entropy-coded data runs to the next real marker
-            i = end
-            while True:
-                j = data.find(b"\xff", i)
-                if j < 0 or j + 1 >= n:
-                    raise bad("the JPEG ends inside its image data", name)
-                follow = data[j + 1]
-                if follow == 0x00 or 0xD0 <= follow <= 0xD7:
-                    i = j + 2
-                elif follow == 0xFF:
-                    i = j + 1
-                else:
-                    end = j
-                    break
-        out.append((marker, start, end))
-        pos = end
-
-
-def _jpeg_label(data: bytes, marker: int, start: int, end: int) -> str | None:
-    """What a JPEG segment holds, or None if it carries no metadata."""
-    body = data[start + 4 : end]
-    if marker == 0xE0:
-        # JFIF: density only, unless it carries a thumbnail (bytes 12 and 13: its size).
-        if body.startswith(b"JFIF\x00") and len(body) >= 14 and body[12] == body[13] == 0:
-            return None
-        return "JFIF thumbnail" if body.startswith(b"JFIF\x00") else "APP0"
-    if marker == 0xEE and body.startswith(b"Adobe"):
-        return None  # colour transform flag, needed to decode; nothing about the device
-    if marker == 0xE1:
-        return "XMP" if body.startswith(b"http://ns.adobe.com/") else "EXIF"
-    if marker == 0xE2:
-        return "ICC" if body.startswith(b"ICC_PROFILE") else "APP2 (MPF)"
-    if marker == 0xED:
-        return "IPTC"
-    if marker == 0xFE:
-        return "comment"
-    if 0xE0 <= marker <= 0xEF:
-        return f"APP{marker - 0xE0}"
-    return None
-
-
-def _png_chunks(data: bytes, name: str) -> tuple[list[tuple[bytes, int, int]], int]:
-    if not data.startswith(_PNG_SIGNATURE):
-        raise CorruptImageError("not a PNG stream", name)
-    out, pos = [], len(_PNG_SIGNATURE)
-    while True:
-        if pos + 12 > len(data):
-            raise CorruptImageError("the PNG is cut short", name)
-        length, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
-        end = pos + 12 + length
-        if end > len(data):
-            raise CorruptImageError("a PNG chunk runs past the end of the file", name)
-        out.append((kind, pos, end))
-        pos = end
-        if kind == b"IEND":
-            return out, pos
-
-
-def metadata_in(data: bytes, name: str = "") -> list[str]:
-    """The metadata a JPEG or PNG still carries ([] when clean). Raises ``ImageError``
-    for anything else."""
-    if data.startswith(_PNG_SIGNATURE):
-        chunks, end = _png_chunks(data, name)
-        found = [
-            _PNG_NAMES.get(kind, kind.decode("latin-1"))
-            for kind, _, _ in chunks
-            if kind not in _PNG_KEEP
-        ]
-    elif data.startswith(b"\xff\xd8"):
-        segments, end = _jpeg_segments(data, name)
-        labels = (_jpeg_label(data, *segment) for segment in segments)
-        found = [label for label in labels if label]
-    else:
-        raise UnsupportedImageError("metadata can be checked in JPEG and PNG only", name)
-    if end < len(data):
-        found.append(f"{len(data) - end} bytes after the end of the image")
-    return found
-
-
-def _strip_original(data: bytes, fmt: str, name: str) -> bytes:
-    """The file's own bytes with every metadata segment cut out, pixels untouched."""
-    if fmt == "PNG":
-        chunks, _ = _png_chunks(data, name)
-        kept = [data[a:b] for kind, a, b in chunks if kind in _PNG_KEEP]
-        return _PNG_SIGNATURE + b"".join(kept)
-    if fmt == "JPEG":
-        segments, _ = _jpeg_segments(data, name)
-        return b"".join(
-            data[a:b] for marker, a, b in segments if _jpeg_label(data, marker, a, b) is None
-        )
-    raise UnsupportedImageError(
-        f"the original bytes of a {fmt} image cannot be kept; send it re-encoded", name
-    )
-
-
 # -- pixels ----------------------------------------------------------------------------
 
 
@@ -521,7 +393,7 @@ def prepare_photo(
                 "metadata removed it would show sideways: send it re-encoded instead",
                 name,
             )
-        full = _checked(_strip_original(data, fmt, name), "original", name)
+        full = _checked(strip_metadata(data, fmt, name), "original", name)
         _open(full, name)  # still a readable image after the cut
         media = _FORMATS[fmt]
         size = pixels.size

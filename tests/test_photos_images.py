@@ -368,3 +368,24 @@ def test_corrupt_exif_block_is_dropped_not_fatal() -> None:
 def test_fraction_sanity() -> None:
     # The rationals used above round-trip to the agreed Bavet figures.
     assert float(Fraction(4476, 100)) / 3600 + 4 / 60 + 11 == pytest.approx(11.0791)
+
+
+def test_with_gps_writes_what_prepare_reads_back() -> None:
+    from photos.exif import with_gps
+
+    plain = io.BytesIO()
+    _pixels(800, 600).save(plain, "JPEG", quality=80)
+    where = Position(lat=-8.5069, lon=-115.2625, accuracy_m=8)
+    geo = with_gps(plain.getvalue(), where, taken=datetime(2026, 11, 28, 9, 41, 7, tzinfo=ICT))
+    assert _scan(geo) == _scan(plain.getvalue())  # pixels untouched
+    photo = prepare_photo(geo, incident_position=BAVET)
+    assert photo.position_source is PositionSource.EXIF
+    assert photo.position.lat == pytest.approx(where.lat, abs=1e-6)
+    assert photo.position.lon == pytest.approx(where.lon, abs=1e-6)
+    assert photo.position.accuracy_m == 8
+    assert photo.taken == datetime(2026, 11, 28, 9, 41, 7, tzinfo=ICT)
+    again = with_gps(geo, BAVET)  # replaces, does not stack
+    assert metadata_in(again).count("EXIF") == 1
+    assert prepare_photo(again, incident_position=INCIDENT).position == Position(
+        lat=11.0791, lon=106.1846, accuracy_m=None
+    )
