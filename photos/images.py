@@ -362,32 +362,38 @@ def prepare_photo(
     image = _open(data, name)
     fmt = image.format or ""
     notes: list[str] = []
-    try:
-        with warnings.catch_warnings(record=True) as complaints:
-            warnings.simplefilter("always")  # Pillow warns, and reads on, on a damaged block
+    with warnings.catch_warnings(record=True) as complaints:
+        warnings.simplefilter("always")  # Pillow warns, and reads on, on a damaged block
+        try:
             exif = image.getexif()
             gps = dict(exif.get_ifd(IFD.GPSInfo))
-        if complaints:
-            notes.append("the photo's EXIF block is damaged; what could be read was used")
-    except (OSError, SyntaxError, ValueError, KeyError, TypeError, struct.error):
-        exif, gps = Image.Exif(), {}
-        notes.append("the photo's EXIF block cannot be read; it is dropped")
-    position, why = read_gps(gps)
+        except (OSError, SyntaxError, ValueError, KeyError, TypeError, struct.error):
+            exif, gps = Image.Exif(), {}
+            notes.append("the photo's EXIF block cannot be read; it is dropped")
+        position, why = read_gps(gps)
+        try:
+            taken = _taken(exif, gps, local_tz)
+        except (OSError, SyntaxError, ValueError, KeyError, TypeError, struct.error):
+            taken = None
+            notes.append("the photo's time taken cannot be read")
+    if complaints:
+        notes.append("the photo's EXIF block is damaged; what could be read was used")
     source = PositionSource.EXIF
     if position is None:
         notes.append(f"{why}: the incident's position is used")
         position, source = incident_position, PositionSource.INCIDENT
-    taken = _taken(exif, gps, local_tz)
     orientation = exif.get(Base.Orientation, 1)
 
     try:
-        upright = ImageOps.exif_transpose(image)
-    except (OSError, ValueError, TypeError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a damaged EXIF block was noted above
+            upright = ImageOps.exif_transpose(image)
+    except (OSError, ValueError, TypeError, KeyError, SyntaxError, struct.error) as exc:
         raise CorruptImageError(f"the orientation cannot be applied ({exc})", name) from None
     pixels = _flatten(_to_srgb(upright, notes))
 
     if keep_original:
-        if orientation not in (1, None):
+        if orientation in range(2, 9):  # 1 is upright; other values are not rotations
             raise MetadataError(
                 f"the photo is stored rotated (EXIF orientation {orientation}); with its "
                 "metadata removed it would show sideways: send it re-encoded instead",

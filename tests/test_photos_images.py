@@ -389,3 +389,29 @@ def test_with_gps_writes_what_prepare_reads_back() -> None:
     assert prepare_photo(again, incident_position=INCIDENT).position == Position(
         lat=11.0791, lon=106.1846, accuracy_m=None
     )
+
+
+_SMALL = camera_jpeg(_pixels(240, 160))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_damaged_photos_fail_only_with_typed_errors(data: st.DataObject) -> None:
+    damaged = bytearray(_SMALL)
+    for _ in range(data.draw(st.integers(1, 8))):
+        at = data.draw(st.integers(0, len(damaged) - 1))
+        damaged[at] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(1, len(damaged)))
+    keep = data.draw(st.booleans())
+    try:
+        photo = prepare_photo(
+            bytes(damaged[:cut]), incident_position=BAVET, keep_original=keep, name="d.jpg"
+        )
+    except ImageError as exc:
+        said = str(exc)
+        photo = None
+    if photo is None:
+        assert said.startswith("d.jpg: ")
+        return
+    assert metadata_in(photo.full) == []
+    assert metadata_in(photo.preview) == []
