@@ -359,11 +359,11 @@ def prepare_photo(
     time is read in when the photo records neither its UTC offset nor a GPS time.
     Raises an ``ImageError`` subclass that names the file and says what to do.
     """
-    image = _open(data, name)
-    fmt = image.format or ""
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as complaints:
-        warnings.simplefilter("always")  # Pillow warns, and reads on, on a damaged block
+        # Pillow warns, and reads on, on a damaged EXIF block (when it opens a JPEG, too).
+        warnings.simplefilter("always")
+        image = _open(data, name)
         try:
             exif = image.getexif()
             gps = dict(exif.get_ifd(IFD.GPSInfo))
@@ -377,7 +377,8 @@ def prepare_photo(
             taken = None
             notes.append("the photo's time taken cannot be read")
     if complaints:
-        notes.append("the photo's EXIF block is damaged; what could be read was used")
+        notes.append("the photo's metadata is damaged; what could be read was used")
+    fmt = image.format or ""
     source = PositionSource.EXIF
     if position is None:
         notes.append(f"{why}: the incident's position is used")
