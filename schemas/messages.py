@@ -21,6 +21,7 @@ __all__ = [
     "Alert",
     "AlertText",
     "Attachment",
+    "BlobRef",
     "Bulletin",
     "BulletinText",
     "Category",
@@ -32,6 +33,7 @@ __all__ = [
     "Lang",
     "MsgType",
     "Position",
+    "PositionSource",
     "Receipt",
     "ReceiptStatus",
     "Severity",
@@ -213,14 +215,72 @@ class Alert(WireModel):
         return self
 
 
+class PositionSource(StrEnum):
+    """Where a photo's position came from: the photo's own EXIF GPS, or the incident's."""
+
+    EXIF = "exif"
+    INCIDENT = "incident"
+
+
+#: Chunk sizes a blob may be cut into: 1 KiB to 64 KiB (8 KiB by default, see photos/).
+_ChunkSize = Annotated[int, Field(ge=1024, le=64 * 1024)]
+_BlobSize = Annotated[int, Field(ge=1, le=64 * 1024 * 1024)]
+
+
+class BlobRef(WireModel):
+    """One file moved in chunks: its whole-file SHA-256 and size, its media type, the
+    chunk size and the Merkle root over its chunks, so each chunk can be checked on its
+    own with the proof it travels with (docs/design.md, "Photos")."""
+
+    sha256: Digest
+    size: _BlobSize
+    media_type: ShortText
+    chunk_size: _ChunkSize
+    merkle_root: Digest
+
+
 class Attachment(WireModel):
-    """A reference to a photo or document sent in chunks alongside the incident."""
+    """A reference to a photo or document sent in chunks alongside the incident.
+
+    ``sha256``, ``size`` and ``media_type`` describe the file itself (for a photo,
+    the full image). The fields after ``taken`` were appended for photos that travel:
+    the full image's chunking (``chunk_size``, ``merkle_root``), its ``preview``
+    and where ``position`` came from. An attachment without them is a bare
+    reference, as before.
+    """
 
     sha256: Digest
     size: Annotated[int, Field(ge=0, le=64 * 1024 * 1024)]
     media_type: ShortText
     position: Position | None = None
     taken: Timestamp | None = None
+    chunk_size: _ChunkSize | None = None
+    merkle_root: Digest | None = None
+    preview: BlobRef | None = None
+    position_source: PositionSource | None = None
+
+    @model_validator(mode="after")
+    def _chunked_whole(self) -> Attachment:
+        if (self.chunk_size is None) != (self.merkle_root is None):
+            raise ValueError("chunk_size and merkle_root go together")
+        if self.chunk_size is not None and self.size == 0:
+            raise ValueError("an empty file has no chunks")
+        if self.position_source is not None and self.position is None:
+            raise ValueError("position_source says where a position came from; none is given")
+        return self
+
+    @property
+    def full(self) -> BlobRef | None:
+        """The file as a chunked blob, or None for a bare reference."""
+        if self.chunk_size is None or self.merkle_root is None:
+            return None
+        return BlobRef(
+            sha256=self.sha256,
+            size=self.size,
+            media_type=self.media_type,
+            chunk_size=self.chunk_size,
+            merkle_root=self.merkle_root,
+        )
 
 
 _Narrative = dict[Lang, Annotated[str, Field(min_length=1, max_length=8000)]]

@@ -1,0 +1,1 @@
+"""Package data: the border GeoJSON for the incident map, its converter and licences."""
