@@ -28,7 +28,14 @@ from rich.table import Table
 from rich.text import Text
 
 from certs import EnrolmentBundle
-from publisher.compose import attachment, compose, load_document, parse_duration, parse_item
+from publisher.compose import (
+    attachment,
+    compose,
+    load_document,
+    parse_duration,
+    parse_item,
+    refusal,
+)
 from publisher.errors import ComposeError
 from publisher.outbox import Outbox
 from schemas import (
@@ -40,6 +47,7 @@ from schemas import (
     Role,
     Scope,
     Severity,
+    TrustStore,
     addressed_to,
     open_envelope,
     trust_topic,
@@ -211,6 +219,26 @@ def _send_now(
         console.print("sent")
 
 
+def _trust(bundle: EnrolmentBundle, folder: Path, now: datetime) -> TrustStore:
+    """The bundle's trust, brought up to date with the keysets the running client kept.
+
+    An office issued after this node's enrolment is known only from those.
+    """
+    store = bundle.trust_store(now)
+    inbox_file = folder / "inbox.sqlite3"
+    if not inbox_file.exists():
+        return store
+    inbox = Inbox(inbox_file)
+    try:
+        receiver = Receiver(store)
+        for data in inbox.trust_messages():
+            header = open_envelope(data).header
+            receiver.receive(trust_topic(header.kind, header.sender), data, now)
+    finally:
+        inbox.close()
+    return store
+
+
 def _receipts(bundle: EnrolmentBundle, folder: Path, prefix: str, console: Console) -> int:
     outbox = Outbox(folder / "outbox.sqlite3", bundle.signer())
     found = [
@@ -223,14 +251,8 @@ def _receipts(bundle: EnrolmentBundle, folder: Path, prefix: str, console: Conso
         return 1
     alert = found[0]
     scope = Scope.parse(alert.scope)
-    store = bundle.trust_store(datetime.now(UTC))
+    store = _trust(bundle, folder, datetime.now(UTC))
     inbox = Inbox(folder / "inbox.sqlite3")
-    # The running client kept the newest keysets it received; an office issued after
-    # HQ's enrolment is known only from those.
-    receiver = Receiver(store)
-    for data in inbox.trust_messages():
-        header = open_envelope(data).header
-        receiver.receive(trust_topic(header.kind, header.sender), data, datetime.now(UTC))
     offices = sorted(
         entry.node
         for country in store.countries
@@ -281,6 +303,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             now=now,
             expires_in=parse_duration(args.expires_in),
         )
+        # Refused here, before it is signed: the same rules every receiver and broker apply.
+        why = refusal(draft, _trust(bundle, folder, now), bundle.signer().key_id)
+        if why:
+            outbox.close()
+            raise ComposeError(f"not queued: {why}")
         queued = outbox.submit(draft.body, draft.scope, issued=draft.issued, expires=draft.expires)
         outbox.close()
         console.print(

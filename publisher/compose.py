@@ -4,6 +4,11 @@ A document has the shape of the reference alert (``kind``, ``scope``, ``sent``,
 ``expires`` and the body's fields); options fill in or override its fields.
 Everything ends in ``schemas.draft_from_document``, so a message built from
 flags is checked exactly like one read from a file.
+
+``refusal`` then asks whether the message can ever arrive, with the very rules
+receivers (schemas.authority) and brokers (schemas.access, schemas.topics) apply
+and the trust store the node holds: a message no one would accept is refused
+before it is signed and queued, not discovered lost later.
 """
 
 from __future__ import annotations
@@ -17,9 +22,36 @@ from pathlib import Path
 from typing import Any
 
 from publisher.errors import ComposeError
-from schemas import BloError, Draft, draft_from_document
+from schemas import (
+    Action,
+    BloError,
+    Draft,
+    Keyset,
+    Kind,
+    NodeEntry,
+    Role,
+    Scope,
+    TrustStore,
+    WireModel,
+    addressed_to,
+    draft_from_document,
+    may_send,
+    rules_for,
+    topics_for,
+)
 
-__all__ = ["attachment", "compose", "load_document", "parse_duration", "parse_item"]
+__all__ = [
+    "attachment",
+    "compose",
+    "load_document",
+    "parse_duration",
+    "parse_item",
+    "refusal",
+    "valid_scopes",
+]
+
+#: Kinds an officer composes with blo-pub (receipts are the client's own).
+_COMPOSED = (Kind.ALERT, Kind.INCIDENT, Kind.BULLETIN)
 
 
 def load_document(path: Path) -> dict[str, Any]:
@@ -97,3 +129,127 @@ def compose(doc: dict[str, Any], *, sender: str, now: datetime, expires_in: time
         return draft_from_document(full)
     except BloError as exc:
         raise ComposeError(f"the {full.get('kind', 'message')} is not valid: {exc}") from None
+
+
+def _blank_text(body: WireModel) -> str | None:
+    """The first text field that holds only white space (it shows as nothing)."""
+
+    def walk(value: Any, where: str) -> str | None:
+        if isinstance(value, str):
+            return where if value and not value.strip() else None
+        if isinstance(value, dict):
+            items = value.items()
+        elif isinstance(value, list):
+            items = enumerate(value)
+        else:
+            return None
+        for key, inner in items:
+            found = walk(inner, f"{where}.{key}" if where else str(key))
+            if found:
+                return found
+        return None
+
+    return walk(body.model_dump(mode="json"), "")
+
+
+def _candidates(store: TrustStore) -> list[Scope]:
+    """Every audience the trust store knows of, in a stable order."""
+    nodes = [
+        entry
+        for country in store.countries
+        if (keyset := store.keyset(country))
+        for entry in keyset.nodes
+    ]
+    regions = sorted({r for entry in nodes for r in entry.regions})
+    return [
+        Scope.all(),
+        *(Scope.country(c) for c in store.countries),
+        *(Scope.region(r) for r in regions),
+        *(Scope.node(n.node) for n in nodes),
+        *(Scope.bulletin(n.node) for n in nodes),
+    ]
+
+
+def _audience(scope: Scope, store: TrustStore, sender: str) -> list[NodeEntry]:
+    """The active offices (not the sender) that would accept a message to ``scope``."""
+    return [
+        entry
+        for country in store.countries
+        if (keyset := store.keyset(country))
+        for entry in keyset.nodes
+        if entry.node != sender
+        and entry.revoked is None
+        and entry.role is not Role.ARCHIVE
+        and addressed_to(scope, entry)
+    ]
+
+
+def _why_not(
+    kind: Kind, scope: Scope, entry: NodeEntry, keyset: Keyset, store: TrustStore
+) -> str | None:
+    """Why a message of ``kind`` to ``scope`` from ``entry`` can never arrive, or None."""
+    denied = may_send(entry, kind, scope, keyset)  # what every receiver checks
+    if denied:
+        return denied
+    topics = topics_for(kind, scope, entry.node)
+    if not topics:
+        return f"a {kind.label} to {scope} has no topic, so no one can receive it"
+    rules = rules_for(entry, keyset.nodes)  # what both brokers enforce
+    closed = [t for t in topics if not rules.allows(Action.PUBLISH, t)]
+    if closed:
+        return f"the broker does not let {entry.node} publish on {', '.join(closed)}"
+    if not _audience(scope, store, entry.node):
+        return f"no office in the keysets held is addressed by {scope}"
+    return None
+
+
+def valid_scopes(kind: Kind, entry: NodeEntry, keyset: Keyset, store: TrustStore) -> list[str]:
+    """The audiences ``entry`` can reach with a ``kind`` message, by the same rules."""
+    return [
+        str(scope)
+        for scope in _candidates(store)
+        if _why_not(kind, scope, entry, keyset, store) is None
+    ]
+
+
+def refusal(draft: Draft, store: TrustStore, key_id: bytes) -> str | None:
+    """Why ``draft``, signed with ``key_id``, could never be accepted; None if it could.
+
+    One line naming the rule and what would be valid instead.
+    """
+    sender = draft.sender
+    entry = store.node(sender)
+    keyset = store.keyset(sender[:2])
+    if entry is None or keyset is None:
+        return f"{sender} is not in the keysets this node holds: re-enrol it (blo-certs issue)"
+    if entry.revoked is not None:
+        return f"{sender} was revoked at {entry.revoked.isoformat()}: nothing it sends is accepted"
+    found = store.lookup(sender, key_id)
+    if found is None:
+        return f"{sender}'s signing key {key_id.hex()} is not in its keyset: re-issue its bundle"
+    if not found.key.valid_at(draft.issued):
+        return (
+            f"sent {draft.issued.isoformat()} lies outside the signing key's validity "
+            f"({found.key.not_before.isoformat()} to {found.key.not_after.isoformat()}); "
+            "give a 'sent' time inside it, or leave it out for now"
+        )
+    blank = _blank_text(draft.body)
+    if blank:
+        return f"{blank} holds only spaces: write the text, or leave the field out"
+    why = _why_not(draft.kind, draft.scope, entry, keyset, store)
+    if why is None:
+        return None
+    # Offices and regions are judged by the keysets this node holds; one enrolled
+    # since is known once the running client has fetched the current keyset.
+    held = f"by keyset {keyset.country} v{keyset.version} held here"
+    scopes = valid_scopes(draft.kind, entry, keyset, store)
+    if scopes:
+        shown = ", ".join(scopes[:8]) + (", ..." if len(scopes) > 8 else "")
+        return f"{why}; {held}, {sender} may send a {draft.kind.label} to: {shown}"
+    kinds = [k.label for k in _COMPOSED if valid_scopes(k, entry, keyset, store)]
+    if kinds:
+        return f"{why}; a {entry.role.value} node like {sender} sends: {', '.join(kinds)}"
+    return (
+        f"{why}; {held}, {sender} can reach no office: if offices were enrolled since, "
+        "let 'blo-sub run' fetch the current keyset first, or re-issue this bundle"
+    )
