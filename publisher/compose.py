@@ -138,9 +138,9 @@ def _blank_text(body: WireModel) -> str | None:
         if isinstance(value, str):
             return where if value and not value.strip() else None
         if isinstance(value, dict):
-            items = value.items()
+            items: list[tuple[Any, Any]] = list(value.items())
         elif isinstance(value, list):
-            items = enumerate(value)
+            items = list(enumerate(value))
         else:
             return None
         for key, inner in items:
