@@ -11,6 +11,11 @@ Messages are signed and committed to the node's outbox (``--data``, default
 blo-data/NODE) and sent by the node's running ``blo-sub run``; ``--send -h HOST
 -p PORT`` sends them now instead (only when no ``blo-sub run`` is running for
 that node: both would use the node's one session).
+
+Exit status: 0 queued (and, with ``--send``, sent); 1 an error, or a message
+that could never arrive (nothing queued); 2 a usage error; 3 ``--send`` could
+not send everything in ``--wait`` seconds (it stays queued; the reason is
+printed); 130 interrupted (what was queued stays queued).
 """
 
 from __future__ import annotations
@@ -54,7 +59,12 @@ from schemas import (
 )
 from subscriber import Inbox, NodeClient
 
-__all__ = ["main"]
+__all__ = ["EXIT_QUEUED", "main"]
+
+#: ``--send`` gave up with messages still in the outbox (they stay queued).
+EXIT_QUEUED = 3
+#: Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 
 _LANGS = ("en", "km")
 
@@ -74,8 +84,18 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--file", type=Path, help="a JSON or TOML document with the fields")
         p.add_argument("--expires-in", default="7d", help="e.g. 12h, 7d (default 7d)")
         p.add_argument("--send", action="store_true", help="connect and send now")
-        p.add_argument("-h", "--host", default="127.0.0.1")
-        p.add_argument("-p", "--port", type=int, default=8883)
+        p.add_argument(
+            "-h", "--host", default="127.0.0.1", help="broker host (default %(default)s)"
+        )
+        p.add_argument(
+            "-p", "--port", type=int, default=8883, help="broker TLS port (default %(default)s)"
+        )
+        p.add_argument(
+            "--wait",
+            type=float,
+            default=30.0,
+            help="with --send, seconds to try before giving up (default %(default)s)",
+        )
 
     def texts(p: argparse.ArgumentParser, fields: tuple[str, ...]) -> None:
         for field in fields:
@@ -199,24 +219,41 @@ def _document(args: argparse.Namespace, outbox: Outbox, now: datetime) -> dict[s
 
 
 def _send_now(
-    bundle: EnrolmentBundle, folder: Path, host: str, port: int, console: Console
-) -> None:
-    client = NodeClient(bundle, host, port, folder)
+    bundle: EnrolmentBundle, folder: Path, args: argparse.Namespace, console: Console
+) -> int:
+    """Connect, send what the outbox holds, leave. Returns the exit status."""
+    client = NodeClient(bundle, args.host, args.port, folder)
     client.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + args.wait
+    waiting = -1
     try:
         while client.outbox.counts()[1] and time.monotonic() < deadline:
             time.sleep(0.2)
         _, waiting = client.outbox.counts()
+    except KeyboardInterrupt:
+        waiting = -1
+        raise
     finally:
+        why = client.link.last
         client.stop()
+        if waiting:
+            left = Outbox(folder / "outbox.sqlite3", bundle.signer())
+            waiting = left.counts()[1]
+            left.close()
+            reason = why or (
+                "the link is up but the broker did not acknowledge them in time"
+                if client.connected.is_set()
+                else f"no link to {args.host}:{args.port} yet"
+            )
+            Console(stderr=True, soft_wrap=True).print(
+                f"[yellow]blo-pub: {waiting} message(s) still queued: {reason}; they go out "
+                "with the node's next link ('blo-sub run', or --send again)[/yellow]",
+                highlight=False,
+            )
     if waiting:
-        console.print(
-            f"[yellow]{waiting} message(s) still queued: the link did not come up; "
-            "they go out with the next link[/yellow]"
-        )
-    else:
-        console.print("sent")
+        return EXIT_QUEUED
+    console.print("sent")
+    return 0
 
 
 def _trust(bundle: EnrolmentBundle, folder: Path, now: datetime) -> TrustStore:
@@ -315,7 +352,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"to {draft.scope} ({len(queued.data)} bytes)"
         )
         if args.send:
-            _send_now(bundle, folder, args.host, args.port, console)
+            return _send_now(bundle, folder, args, console)
+    except KeyboardInterrupt:
+        Console(stderr=True, soft_wrap=True).print("blo-pub: interrupted", highlight=False)
+        return EXIT_INTERRUPTED
     except BloError as exc:
         Console(stderr=True, soft_wrap=True).print(
             f"[red]blo-pub: error:[/red] {exc}", highlight=False

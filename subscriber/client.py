@@ -59,7 +59,7 @@ from schemas import (
     trust_topic,
 )
 from subscriber.inbox import Inbox
-from subscriber.link import node_client
+from subscriber.link import node_client, watch_link
 
 __all__ = ["NodeClient"]
 
@@ -129,6 +129,10 @@ class NodeClient:
         self._link = 0  # counts connections: an ack is only valid on the link it came by
         self._committer: threading.Thread | None = None
         self.client = node_client(bundle)
+        # Why the link is not up: logged once per change, kept for 'blo-sub status'.
+        self.link = watch_link(
+            self.client, self.me, log, lambda why: self.inbox.set_state(last_error=why)
+        )
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -223,7 +227,7 @@ class NodeClient:
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, p: Any) -> None:
         if rc.is_failure:
-            log.error("%s refused by the broker: %s", self.me, rc)
+            self.link.failed(f"refused by the broker at {self.host}:{self.port}: {rc}")
             self.inbox.set_state(link=f"refused: {rc}")
             return
         entry = self.receiver.trust.node(self.me)
@@ -236,6 +240,7 @@ class NodeClient:
         for pattern in rules_for(entry, keyset.nodes).read:
             client.subscribe(pattern, qos=1)
         self._link += 1
+        self.link.up()
         self.connected.set()
         now = self.clock()
         self.inbox.set_state(link="up", last_contact=now.isoformat())
@@ -253,7 +258,7 @@ class NodeClient:
         self.connected.clear()
         if not self._stop.is_set():
             self.inbox.set_state(link="down", last_contact=self.clock().isoformat())
-            log.warning("%s link down (%s); reconnecting", self.me, rc)
+            self.link.lost(rc)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         if message.topic == resend_topic(self.me):
