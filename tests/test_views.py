@@ -70,7 +70,8 @@ def assert_no_cut_cluster(lines: list[str]) -> None:
         for i, ch in enumerate(line):
             if ch == COENG:
                 after = line[i + 1 : i + 2]
-                assert after and unicodedata.category(after) == "Lo", f"cut after COENG: {line!r}"
+                assert after, f"cut after COENG: {line!r}"
+                assert unicodedata.category(after) == "Lo", f"cut after COENG: {line!r}"
 
 
 def stored(net: Net, node: str, body: object, scope: Scope) -> Stored:
