@@ -87,8 +87,11 @@ class LinkWatch:
         name: str,
         log: logging.Logger,
         on_change: Callable[[str | None], None] | None = None,
+        client: mqtt.Client | None = None,
     ) -> None:
         self.name = name
+        self.client = client
+        self._up = False
         self.log = log
         self.on_change = on_change
         self.last: str | None = None
@@ -105,15 +108,31 @@ class LinkWatch:
         self._changed(reason)
 
     def lost(self, rc: Any) -> None:
-        """An established link dropped with reason code ``rc``: say what paho saw."""
-        detail = self._paho_error
-        self._paho_error = None
+        """A connection ended with reason code ``rc``: say what paho saw."""
+        detail, self._paho_error = self._paho_error, None
+        was_up, self._up = self._up, False
         if detail is None and self.last is not None:
             return  # a failed attempt, already told (a refused CONNECT ends so too)
-        self.failed(f"link lost ({rc})" + (f": {detail}" if detail else ""))
+        if was_up:
+            reason = f"link to {self.where} lost ({rc})"
+        else:
+            # TLS held, then the broker hung up before its CONNACK: the embedded
+            # broker's guard does so with a revoked or unknown node.
+            reason = f"the broker at {self.where} closed the connection before accepting it"
+        if detail:
+            reason += f": {detail}"
+        if not was_up or "CERTIFICATE" in (detail or "").upper():
+            reason += ": this node's certificate refused (revoked, expired?): ask the operator"
+        self.failed(reason)
+
+    @property
+    def where(self) -> str:
+        """The broker's address, as the client was given it."""
+        return f"{self.client.host}:{self.client.port}" if self.client else "the broker"
 
     def up(self) -> None:
         """The link is up: the next failure is news again."""
+        self._up = True
         with self._lock:
             was, self.last = self.last, None
             self._paho_error = None
@@ -147,7 +166,7 @@ def watch_link(
     on_change: Callable[[str | None], None] | None = None,
 ) -> LinkWatch:
     """Attach a ``LinkWatch`` to ``client``'s connect failures and paho log."""
-    watch = LinkWatch(name, log, on_change)
+    watch = LinkWatch(name, log, on_change, client)
     client.on_connect_fail = watch.connect_failed
     client.on_log = watch.paho_log
     return watch
