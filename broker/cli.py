@@ -53,16 +53,34 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     run = command("run", "run the embedded broker (and the archive)")
+    # Flags default to None so a TOML file or BLO_BROKER_* can set them; shown: the built-in.
+    default = BrokerSettings()
     run.add_argument("-c", "--config", type=Path, help="TOML file with a [broker] table")
-    run.add_argument("-h", "--host", help="address to listen on (default 127.0.0.1)")
-    run.add_argument("-p", "--port", type=int, help="TLS port (default 8883; 0 picks one)")
-    run.add_argument("--pki", type=Path, help="the PKI folder blo-certs manages")
-    run.add_argument("--server", help="server certificate name in PKI/servers/ (broker)")
+    run.add_argument("-h", "--host", help=f"address to listen on (default {default.host})")
     run.add_argument(
-        "--data", type=Path, help="folder for the archive's SQLite file (default broker-data)"
+        "-p", "--port", type=int, help=f"TLS port, 0 picks a free one (default {default.port})"
     )
-    run.add_argument("--max-packet", type=int, help="largest MQTT packet in bytes")
-    run.add_argument("--no-archive", dest="archive", action="store_const", const=False)
+    run.add_argument(
+        "--pki", type=Path, help=f"the PKI folder blo-certs manages (default {default.pki})"
+    )
+    run.add_argument(
+        "--server", help=f"server certificate name in PKI/servers/ (default {default.server})"
+    )
+    run.add_argument(
+        "--data", type=Path, help=f"folder for the archive's SQLite file (default {default.data})"
+    )
+    run.add_argument(
+        "--max-packet",
+        type=int,
+        help=f"largest MQTT packet in bytes (default {default.max_packet})",
+    )
+    run.add_argument(
+        "--no-archive",
+        dest="archive",
+        action="store_const",
+        const=False,
+        help="run the broker without the archive beside it",
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="log amqtt's own messages")
 
     arc = command("archive", "run the archive on its own, beside any broker")
