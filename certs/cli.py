@@ -108,6 +108,21 @@ def _list(pki: Pki, console: Console, now: datetime) -> None:
     console.print(table)
 
 
+def _refresh_hq(pki: Pki, console: Console) -> None:
+    """Re-write the HQ bundles with the keyset just published.
+
+    ``blo-pub`` judges offices and regions by the keysets its node holds; an HQ
+    bundle written at ``init`` knows none of the offices issued since.
+    """
+    keyset = pki.keyset()
+    for entry in keyset.nodes:
+        if entry.role is Role.HQ and entry.revoked is None:
+            pki.write_bundle(entry.node)
+            console.print(
+                f"[dim]{entry.node}'s bundle refreshed with keyset v{keyset.version}[/dim]"
+            )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``blo-certs``; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -153,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "import-root":
             country = pki.import_root(args.other)
             console.print(f"root of {country} pinned; re-issue bundles to carry it")
+        if args.command in ("issue", "rotate", "revoke", "import-root"):
+            _refresh_hq(pki, console)
     except BloError as exc:
         Console(stderr=True, soft_wrap=True).print(
             f"[red]blo-certs: error:[/red] {exc}", highlight=False

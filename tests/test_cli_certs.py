@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from certs import Pki
+from certs import EnrolmentBundle, Pki
 from certs.cli import main
 
 
@@ -25,3 +25,17 @@ def test_import_root_refuses_a_country_that_is_a_path(
     assert main(["import-root", "--dir", str(tmp_path / "kh"), str(tmp_path / "vn")]) == 1
     assert "not a two-letter country code" in capsys.readouterr().err
     assert not list(tmp_path.rglob("escaped*"))
+
+
+def test_hq_bundle_carries_the_offices_issued_after_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """blo-pub judges audiences by the keysets its node holds (issue 9.12): HQ's bundle,
+    written at init, is refreshed as offices are issued."""
+    pki = str(tmp_path / "pki")
+    assert main(["init", "--dir", pki, "--country", "kh", "--hq", "kh-nacd"]) == 0
+    issue = ["issue", "--dir", pki, "kh-blo-bavet", "--role", "blo", "--region", "kh-vn-bavet"]
+    assert main(issue) == 0
+    assert "kh-nacd's bundle refreshed" in capsys.readouterr().out
+    hq = EnrolmentBundle.load(tmp_path / "pki" / "bundles" / "kh-nacd.json")
+    assert hq.trust_store(datetime.now(UTC)).node("kh-blo-bavet") is not None
