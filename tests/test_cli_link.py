@@ -23,7 +23,6 @@ from brokers import Network, embedded_broker, mosquitto_broker
 from nodekit import wait_for
 
 from broker.cli import lock_archive
-from broker.cli import main as broker_main
 from broker.errors import BrokerError
 from broker.local import free_port
 from certs import BundleError, EnrolmentBundle, Pki
@@ -209,10 +208,12 @@ def test_two_archives_on_one_file_refused_and_the_first_says_why_it_has_no_link(
 ) -> None:
     lock = tmp_path / "arc" / "archive.sqlite3.lock"
     assert wait_for(lambda: lock.exists() and lock.read_text().strip().isdigit(), 20)
-    argv = ["archive", "--bundle", str(network.bundle("kh-archive"))]
+    argv = [str(BIN / "blo-broker"), "archive", "--bundle", str(network.bundle("kh-archive"))]
     argv += ["--data", str(tmp_path / "arc"), "-p", str(free_port())]
-    assert broker_main(argv) == 1
-    err = " ".join(capsys.readouterr().err.split())
+    # Bounded: without the lock the second archive would start and run on.
+    second = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert second.returncode == 1, second.stderr
+    err = " ".join(second.stderr.split())
     assert "in use by another archive" in err
     assert str(archive_process.pid) in err
     with pytest.raises(BrokerError):
