@@ -204,7 +204,6 @@ def test_two_archives_on_one_file_refused_and_the_first_says_why_it_has_no_link(
     network: Network,
     tmp_path: Path,
     archive_process: subprocess.Popen[str],
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     lock = tmp_path / "arc" / "archive.sqlite3.lock"
     assert wait_for(lambda: lock.exists() and lock.read_text().strip().isdigit(), 20)
