@@ -82,12 +82,13 @@ def _list(pki: Pki, console: Console, now: datetime) -> None:
         title=f"keyset {keyset.country} v{keyset.version}, expires {keyset.expires:%Y-%m-%d}",
         title_justify="left",
     )
-    table.add_column("node", no_wrap=True, style="bold")
+    # Fits 80 columns: names and lists fold, one region or counterpart per line.
+    table.add_column("node", overflow="fold", min_width=10, style="bold")
     table.add_column("role", no_wrap=True)
-    table.add_column("regions", overflow="fold")
-    table.add_column("counterparts", overflow="fold")
-    for column in ("key", "until", "state"):
-        table.add_column(column, no_wrap=True)
+    table.add_column("regions", overflow="fold", min_width=12)
+    table.add_column("counterparts", overflow="fold", min_width=12)
+    table.add_column("key", no_wrap=True)
+    table.add_column("state", overflow="fold", min_width=10)
     for entry in keyset.nodes:
         key = entry.keys[-1] if entry.keys else None
         if entry.revoked is not None:
@@ -95,14 +96,13 @@ def _list(pki: Pki, console: Console, now: datetime) -> None:
         elif key is None or not key.valid_at(now):
             state = "[yellow]no valid key[/yellow]"
         else:
-            state = "[green]active[/green]"
+            state = f"[green]active[/green] to {key.not_after:%Y-%m-%d}"
         table.add_row(
             entry.node,
             entry.role.value,
-            ", ".join(entry.regions) or "-",
-            ", ".join(entry.counterparts) or "-",
+            "\n".join(entry.regions) or "-",
+            "\n".join(entry.counterparts) or "-",
             key.key_id.hex()[:8] if key else "-",
-            f"{key.not_after:%Y-%m-%d}" if key else "-",
             state,
         )
     console.print(table)

@@ -39,3 +39,22 @@ def test_hq_bundle_carries_the_offices_issued_after_it(
     assert "kh-nacd's bundle refreshed" in capsys.readouterr().out
     hq = EnrolmentBundle.load(tmp_path / "pki" / "bundles" / "kh-nacd.json")
     assert hq.trust_store(datetime.now(UTC)).node("kh-blo-bavet") is not None
+
+
+def test_list_keeps_its_right_border_at_80_columns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    pki = str(tmp_path / "pki")
+    assert main(["init", "--dir", pki, "--country", "kh", "--hq", "kh-nacd"]) == 0
+    long = ["--region", "kh-vn-trapeangphlong", "--region", "kh-vn-bavet"]
+    assert main(["issue", "--dir", pki, "kh-blo-trapeangphlong", "--role", "blo", *long]) == 0
+    capsys.readouterr()
+    assert main(["list", "--dir", pki]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line[:1] in "┏┃┡│└"]
+    assert lines
+    assert all(len(line) == len(lines[0]) <= 80 for line in lines), "\n".join(lines)
+    assert all(line[-1] in "┓┃┩│┘" for line in lines), "\n".join(lines)
+    # Readable, not only boxed: headers and a region name are not chopped into syllables.
+    for word in ("regions", "counterparts", "kh-vn-bavet"):
+        assert any(word in line for line in lines), "\n".join(lines)
