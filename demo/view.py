@@ -124,8 +124,14 @@ def live_view(
 def outcome_view(outcome: Outcome, title: str) -> RenderableType:
     """The summary after the run: every office, and the verdict."""
     table = Table(title=title, expand=False)
-    for header in ("Office", "Node", "Link cuts", "Holds", "Refused (why)", "Result"):
-        table.add_column(header, no_wrap=header != "Office")
+    # rich narrows only the columns that may wrap (a min_width would push the border
+    # out): the office's name and node keep their width, what it holds wraps.
+    table.add_column("Office", no_wrap=True, overflow="ellipsis", max_width=20)
+    table.add_column("Node", no_wrap=True, overflow="ellipsis", max_width=18)
+    table.add_column("Cuts", no_wrap=True, justify="right")
+    table.add_column("Holds", overflow="fold")
+    table.add_column("Refused (why)", overflow="fold")
+    table.add_column("Result", overflow="fold")
     for status in outcome.offices:
         holds = []
         if status.role == "hq":

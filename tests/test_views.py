@@ -16,8 +16,8 @@ from rich.console import Console, RenderableType
 from rich.panel import Panel
 from rich.text import Text
 
-from demo.scenario import OfficeStatus
-from demo.view import office_table
+from demo.scenario import OfficeStatus, Outcome
+from demo.view import office_table, outcome_view
 from schemas import (
     AlertText,
     Crime,
@@ -173,3 +173,17 @@ def test_demo_table_keeps_names_and_borders(lang: str, width: int) -> None:
     if width >= 100:  # a 100-column terminal shows every office's whole name
         for status in offices:
             assert any(status.name in line for line in lines), "\n".join(lines)
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_demo_summary_keeps_names_and_borders(width: int) -> None:
+    offices = [
+        office("NACD Phnom Penh", "kh-nacd", "hq"),
+        office("Bavet (Svay Rieng)", "kh-blo-bavet"),
+        office("Stung Treng (Mekong)", "kh-blo-stungtreng"),
+    ]
+    outcome = Outcome(ok=True, seconds=1.0, offices=offices, events=[], cuts=2)
+    lines = render(outcome_view(outcome, "summary"), width)
+    assert_boxed(lines, width)
+    for status in offices:  # the Office column used to collapse to nothing
+        assert any(status.name in line for line in lines), "\n".join(lines)
