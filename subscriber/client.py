@@ -130,9 +130,7 @@ class NodeClient:
         self._committer: threading.Thread | None = None
         self.client = node_client(bundle)
         # Why the link is not up: logged once per change, kept for 'blo-sub status'.
-        self.link = watch_link(
-            self.client, self.me, log, lambda why: self.inbox.set_state(last_error=why)
-        )
+        self.link = watch_link(self.client, self.me, log, self._link_reason)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -253,6 +251,10 @@ class NodeClient:
         )
         if not flags.session_present:
             self._catch_up()
+
+    def _link_reason(self, why: str | None) -> None:
+        """Keep why the link is not up (None: it is) for 'blo-sub status'."""
+        self.inbox.set_state(last_error=why, **({"link": "down"} if why else {}))
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, f: Any, rc: Any, p: Any) -> None:
         self.connected.clear()

@@ -73,6 +73,7 @@ def test_no_broker_and_a_bad_host_name_are_said_once(
     assert sub_main(["status", "--bundle", bundle, "--data", str(tmp_path), "--json"]) == 0
     state = json.loads(capsys.readouterr().out)
     assert says in state["last_error"]
+    assert state["link"] in ("down", "stopped")
     assert sub_main(["status", "--bundle", bundle, "--data", str(tmp_path)]) == 0
     assert says in " ".join(capsys.readouterr().out.split())
 
