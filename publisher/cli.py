@@ -225,14 +225,11 @@ def _send_now(
     client = NodeClient(bundle, args.host, args.port, folder)
     client.start()
     deadline = time.monotonic() + args.wait
-    waiting = -1
+    waiting = -1  # not yet counted: so too after Ctrl-C, which still reports what stays
     try:
         while client.outbox.counts()[1] and time.monotonic() < deadline:
             time.sleep(0.2)
         _, waiting = client.outbox.counts()
-    except KeyboardInterrupt:
-        waiting = -1
-        raise
     finally:
         why = client.link.last
         client.stop()
