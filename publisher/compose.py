@@ -249,6 +249,9 @@ def refusal(draft: Draft, store: TrustStore, key_id: bytes) -> str | None:
     kinds = [k.label for k in _COMPOSED if valid_scopes(k, entry, keyset, store)]
     if kinds:
         return f"{why}; a {entry.role.value} node like {sender} sends: {', '.join(kinds)}"
+    candidates = _candidates(store)
+    if not any(may_send(entry, k, c, keyset) is None for k in _COMPOSED for c in candidates):
+        return f"{why}; a {entry.role.value} node like {sender} only reads: it sends nothing"
     return (
         f"{why}; {held}, {sender} can reach no office: if offices were enrolled since, "
         "let 'blo-sub run' fetch the current keyset first, or re-issue this bundle"

@@ -50,7 +50,7 @@ def held(network: Network, node: str, folder: Path) -> int:
         ("kh-nacd", ["alert", "--scope", "region:nowhere", *ALERT], "only its own country"),
         ("kh-nacd", ["alert", "--scope", "node:kh-blo-nosuch", *ALERT], "does not let kh-nacd"),
         ("kh-rc", ["alert", "--scope", "region:nowhere", *ALERT], "no office"),
-        ("kh-analyst", ["alert", "--scope", "country:kh", *ALERT], "can reach no office"),
+        ("kh-analyst", ["alert", "--scope", "country:kh", *ALERT], "only reads"),
         (
             "kh-blo-bavet",
             ["bulletin", "--to", "kh-blo-poipet", "--headline", "Van at night"],
@@ -139,5 +139,11 @@ def test_a_stale_keyset_says_how_to_fetch_the_current_one(
     assert run(network, "kh-nacd", tmp_path, "alert", "--scope", "region:kh-la-new", *ALERT) == 1
     err = " ".join(capsys.readouterr().err.split())
     assert "held here" in err
+    # An HQ whose bundle knows no office at all is told to fetch the keyset.
+    Pki(tmp_path / "fresh").init("kh", "kh-nacd", datetime.now(UTC))
+    bundle = str(tmp_path / "fresh" / "bundles" / "kh-nacd.json")
+    argv = ["alert", "--bundle", bundle, "--data", str(tmp_path / "d"), "--scope", "country:kh"]
+    assert main([*argv, *ALERT]) == 1
+    assert "let 'blo-sub run' fetch the current keyset" in " ".join(capsys.readouterr().err.split())
     Pki(network.kh).write_bundle("kh-nacd")
     assert run(network, "kh-nacd", tmp_path, "alert", "--scope", "region:kh-la-new", *ALERT) == 0
