@@ -170,18 +170,19 @@ def _candidates(store: TrustStore) -> list[Scope]:
     ]
 
 
-def _audience(scope: Scope, store: TrustStore, sender: str) -> list[NodeEntry]:
-    """The active offices (not the sender) that would accept a message to ``scope``."""
-    return [
-        entry
-        for country in store.countries
-        if (keyset := store.keyset(country))
-        for entry in keyset.nodes
-        if entry.node != sender
-        and entry.revoked is None
-        and entry.role is not Role.ARCHIVE
-        and addressed_to(scope, entry)
-    ]
+def _audience(scope: Scope, topics: tuple[str, ...], store: TrustStore, sender: str) -> bool:
+    """True if some active office (not the sender) is addressed and may receive a topic."""
+    for country in store.countries:
+        keyset = store.keyset(country)
+        for entry in keyset.nodes if keyset else ():
+            if entry.node == sender or entry.revoked is not None or entry.role is Role.ARCHIVE:
+                continue
+            if not addressed_to(scope, entry):
+                continue
+            rules = rules_for(entry, keyset.nodes if keyset else ())
+            if any(rules.allows(Action.RECEIVE, topic) for topic in topics):
+                return True
+    return False
 
 
 def _why_not(
@@ -193,13 +194,15 @@ def _why_not(
         return denied
     topics = topics_for(kind, scope, entry.node)
     if not topics:
-        return f"a {kind.label} to {scope} has no topic, so no one can receive it"
+        return f"{_a(kind.label)} to {scope} has no topic, so no one can receive it"
+    # Who would take it: addressed (the receivers' check) and allowed to read its topic
+    # (the brokers' ACL); an office unknown here is no one.
+    if not _audience(scope, topics, store, entry.node):
+        return f"no office in the keysets held is addressed by {scope} and reads its topic"
     rules = rules_for(entry, keyset.nodes)  # what both brokers enforce
     closed = [t for t in topics if not rules.allows(Action.PUBLISH, t)]
     if closed:
         return f"the broker does not let {entry.node} publish on {', '.join(closed)}"
-    if not _audience(scope, store, entry.node):
-        return f"no office in the keysets held is addressed by {scope}"
     return None
 
 
@@ -210,6 +213,10 @@ def valid_scopes(kind: Kind, entry: NodeEntry, keyset: Keyset, store: TrustStore
         for scope in _candidates(store)
         if _why_not(kind, scope, entry, keyset, store) is None
     ]
+
+
+def _a(word: str) -> str:
+    return f"an {word}" if word[0] in "aeiouh" else f"a {word}"  # an alert, an hq node
 
 
 def refusal(draft: Draft, store: TrustStore, key_id: bytes) -> str | None:
@@ -245,13 +252,13 @@ def refusal(draft: Draft, store: TrustStore, key_id: bytes) -> str | None:
     scopes = valid_scopes(draft.kind, entry, keyset, store)
     if scopes:
         shown = ", ".join(scopes[:8]) + (", ..." if len(scopes) > 8 else "")
-        return f"{why}; {held}, {sender} may send a {draft.kind.label} to: {shown}"
+        return f"{why}; {held}, {sender} may send {_a(draft.kind.label)} to: {shown}"
     kinds = [k.label for k in _COMPOSED if valid_scopes(k, entry, keyset, store)]
     if kinds:
-        return f"{why}; a {entry.role.value} node like {sender} sends: {', '.join(kinds)}"
+        return f"{why}; {_a(entry.role.value)} node like {sender} sends: {', '.join(kinds)}"
     candidates = _candidates(store)
     if not any(may_send(entry, k, c, keyset) is None for k in _COMPOSED for c in candidates):
-        return f"{why}; a {entry.role.value} node like {sender} only reads: it sends nothing"
+        return f"{why}; {_a(entry.role.value)} node like {sender} only reads: it sends nothing"
     return (
         f"{why}; {held}, {sender} can reach no office: if offices were enrolled since, "
         "let 'blo-sub run' fetch the current keyset first, or re-issue this bundle"
