@@ -30,10 +30,12 @@ from schemas import (
     Kind,
     NodeEntry,
     Role,
+    Rules,
     Scope,
     TrustStore,
     WireModel,
     addressed_to,
+    country_of,
     draft_from_document,
     may_send,
     rules_for,
@@ -170,23 +172,23 @@ def _candidates(store: TrustStore) -> list[Scope]:
     ]
 
 
-def _audience(scope: Scope, topics: tuple[str, ...], store: TrustStore, sender: str) -> bool:
-    """True if some active office (not the sender) is addressed and may receive a topic."""
-    for country in store.countries:
-        keyset = store.keyset(country)
-        for entry in keyset.nodes if keyset else ():
-            if entry.node == sender or entry.revoked is not None or entry.role is Role.ARCHIVE:
-                continue
-            if not addressed_to(scope, entry):
-                continue
-            rules = rules_for(entry, keyset.nodes if keyset else ())
-            if any(rules.allows(Action.RECEIVE, topic) for topic in topics):
-                return True
-    return False
+#: The offices that could take a message: each active office (not an archive) and
+#: the topics the brokers let it read.
+_Readers = list[tuple[NodeEntry, Rules]]
+
+
+def _readers(store: TrustStore, sender: str) -> _Readers:
+    return [
+        (entry, rules_for(entry, keyset.nodes))
+        for country in store.countries
+        if (keyset := store.keyset(country))
+        for entry in keyset.nodes
+        if entry.node != sender and entry.revoked is None and entry.role is not Role.ARCHIVE
+    ]
 
 
 def _why_not(
-    kind: Kind, scope: Scope, entry: NodeEntry, keyset: Keyset, store: TrustStore
+    kind: Kind, scope: Scope, entry: NodeEntry, keyset: Keyset, readers: _Readers
 ) -> str | None:
     """Why a message of ``kind`` to ``scope`` from ``entry`` can never arrive, or None."""
     denied = may_send(entry, kind, scope, keyset)  # what every receiver checks
@@ -195,9 +197,12 @@ def _why_not(
     topics = topics_for(kind, scope, entry.node)
     if not topics:
         return f"{_a(kind.label)} to {scope} has no topic, so no one can receive it"
-    # Who would take it: addressed (the receivers' check) and allowed to read its topic
-    # (the brokers' ACL); an office unknown here is no one.
-    if not _audience(scope, topics, store, entry.node):
+    # Someone must take it: addressed (the receivers' check) and allowed to read its
+    # topic (the brokers' ACL). An office unknown to the keysets held is no one.
+    if not any(
+        addressed_to(scope, reader) and any(rules.allows(Action.RECEIVE, t) for t in topics)
+        for reader, rules in readers
+    ):
         return f"no office in the keysets held is addressed by {scope} and reads its topic"
     rules = rules_for(entry, keyset.nodes)  # what both brokers enforce
     closed = [t for t in topics if not rules.allows(Action.PUBLISH, t)]
@@ -208,10 +213,11 @@ def _why_not(
 
 def valid_scopes(kind: Kind, entry: NodeEntry, keyset: Keyset, store: TrustStore) -> list[str]:
     """The audiences ``entry`` can reach with a ``kind`` message, by the same rules."""
+    readers = _readers(store, entry.node)
     return [
         str(scope)
         for scope in _candidates(store)
-        if _why_not(kind, scope, entry, keyset, store) is None
+        if _why_not(kind, scope, entry, keyset, readers) is None
     ]
 
 
@@ -226,7 +232,7 @@ def refusal(draft: Draft, store: TrustStore, key_id: bytes) -> str | None:
     """
     sender = draft.sender
     entry = store.node(sender)
-    keyset = store.keyset(sender[:2])
+    keyset = store.keyset(country_of(sender))
     if entry is None or keyset is None:
         return f"{sender} is not in the keysets this node holds: re-enrol it (blo-certs issue)"
     if entry.revoked is not None:
@@ -243,7 +249,7 @@ def refusal(draft: Draft, store: TrustStore, key_id: bytes) -> str | None:
     blank = _blank_text(draft.body)
     if blank:
         return f"{blank} holds only spaces: write the text, or leave the field out"
-    why = _why_not(draft.kind, draft.scope, entry, keyset, store)
+    why = _why_not(draft.kind, draft.scope, entry, keyset, _readers(store, sender))
     if why is None:
         return None
     # Offices and regions are judged by the keysets this node holds; one enrolled
