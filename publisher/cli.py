@@ -58,6 +58,7 @@ from schemas import (
     trust_topic,
 )
 from subscriber import Inbox, NodeClient
+from subscriber.cli import node_folder
 
 __all__ = ["EXIT_QUEUED", "main"]
 
@@ -324,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(soft_wrap=True)
     try:
         bundle = EnrolmentBundle.load(args.bundle)
-        folder = args.data or Path("blo-data") / bundle.node
+        folder = node_folder(args.data, bundle.node)
         if args.command == "receipts":
             return _receipts(bundle, folder, args.id, console)
         args.bundle_node = bundle.node

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from certs import EnrolmentBundle
 from publisher import Outbox
+from publisher.errors import DataFolderError
 from schemas import Alert, BloError, Kind, Lang, Receipt, ReceiptStatus, Role, Scope
 from subscriber.client import RECEIPT_DAYS, NodeClient
 from subscriber.inbox import Inbox
@@ -35,7 +36,7 @@ from subscriber.inbox import Inbox
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["main"]
+__all__ = ["main", "node_folder"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,8 +81,25 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, ensure_ascii=False, indent=1))
 
 
+def node_folder(data: Path | None, node: str) -> Path:
+    """The node's data folder (``--data``, default blo-data/NODE), created if missing.
+
+    Raises ``DataFolderError`` naming it when it is a file or cannot be made.
+    """
+    folder = data or Path("blo-data") / node
+    if folder.exists() and not folder.is_dir():
+        raise DataFolderError(f"--data {folder} is a file: give a folder for {node}'s files")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataFolderError(
+            f"--data {folder}: {exc.strerror}: give a folder for {node}'s inbox and outbox"
+        ) from None
+    return folder
+
+
 def _folder(args: argparse.Namespace, bundle: EnrolmentBundle) -> Path:
-    return args.data or Path("blo-data") / bundle.node
+    return node_folder(args.data, bundle.node)
 
 
 def _run(bundle: EnrolmentBundle, args: argparse.Namespace) -> None:

@@ -247,3 +247,16 @@ def test_no_private_key_is_left_in_a_file(
     assert {p.name for p in written} <= {"inbox.sqlite3", "outbox.sqlite3"} | {
         f"{n}.sqlite3-{x}" for n in ("inbox", "outbox") for x in ("wal", "shm")
     }
+
+
+def test_a_data_folder_that_is_a_file_is_an_error(
+    network: Network, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    bundle = str(network.bundle("kh-blo-bavet"))
+    assert sub_main(["status", "--bundle", bundle, "--data", str(afile)]) == 1
+    assert "is a file" in capsys.readouterr().err
+    incident = ["--crime", "drug_trafficking", "--lat", "11.08", "--lon", "106.18"]
+    assert pub_main(["incident", "--bundle", bundle, "--data", str(afile), *incident]) == 1
+    assert "is a file" in capsys.readouterr().err
