@@ -158,9 +158,14 @@ def lock_archive(db: Path) -> TextIO:
     acknowledge what the other one stored. The lock is the kernel's (flock), so
     it is released when the process ends, however it ends.
     """
-    db.parent.mkdir(parents=True, exist_ok=True)
     path = db.with_name(db.name + ".lock")
-    handle = path.open("a+", encoding="utf-8")
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a+", encoding="utf-8")
+    except OSError as exc:
+        raise BrokerError(
+            f"{path}: {exc.strerror}: give --data a folder the archive may write"
+        ) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
