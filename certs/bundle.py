@@ -151,21 +151,20 @@ class EnrolmentBundle(BaseModel):
 @contextlib.contextmanager
 def _secret_file(text: str) -> Iterator[str]:
     """A path to ``text`` that only this process can read, gone after the block."""
-    if hasattr(os, "memfd_create"):
+    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
         fd = os.memfd_create("blo-tls", 0)
         try:
-            os.write(fd, text.encode())
+            data = text.encode()
+            while data:
+                data = data[os.write(fd, data) :]
             yield f"/proc/self/fd/{fd}"
         finally:
             os.close(fd)
         return
     with tempfile.TemporaryDirectory(prefix="blo-tls-") as folder:  # created 0700
         path = os.path.join(folder, "chain.pem")
-        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(handle, text.encode())
-        finally:
-            os.close(handle)
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(text)
         yield path
 
 
