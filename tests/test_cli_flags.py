@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,16 @@ from subscriber.cli import main as sub_main
 from subscriber.inbox import Inbox
 
 Main = Callable[[Sequence[str] | None], int]
+
+
+@pytest.fixture(autouse=True)
+def _root_logging() -> Iterator[None]:
+    """blo-broker's main sets up the root logger on the captured stderr: put it back,
+    or later tests log into a closed stream."""
+    handlers, level = logging.root.handlers[:], logging.root.level
+    yield
+    logging.root.handlers[:] = handlers
+    logging.root.setLevel(level)
 
 CONNECTING: list[tuple[Main, list[str]]] = [
     (pub_main, ["alert"]),
