@@ -30,6 +30,7 @@ def _root_logging() -> Iterator[None]:
     logging.root.handlers[:] = handlers
     logging.root.setLevel(level)
 
+
 CONNECTING: list[tuple[Main, list[str]]] = [
     (pub_main, ["alert"]),
     (pub_main, ["incident"]),
