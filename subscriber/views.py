@@ -24,7 +24,8 @@ from functools import lru_cache
 from typing import Any
 
 import rich.cells
-from rich.console import Group
+from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.segment import Segment
 from rich.table import Table
@@ -228,27 +229,30 @@ def _scalar(value: Any) -> str:
     )
 
 
-def field_lines(key: str, value: Any, indent: int = 0) -> list[Text]:
-    """A field of a message as lines a person reads: no braces, quotes or brackets."""
-    pad = "  " * indent
+def field_lines(key: str, value: Any, indent: int = 0) -> list[RenderableType]:
+    """A field of a message as lines a person reads: no braces, quotes or brackets.
+
+    Nested fields are indented, and a wrapped line keeps its field's indent.
+    """
     label = key.replace("_", " ")
+
+    def line(text: Text, depth: int = indent) -> RenderableType:
+        return Padding(text, (0, 0, 0, 2 * depth)) if depth else text
+
     if key == "position" and isinstance(value, dict):
-        return [Text.assemble((f"{pad}{label}: ", "bold"), _position(value))]
-    if key == "items" and isinstance(value, list):
-        return [Text(f"{pad}{label}:", style="bold")] + [
-            Text(f"{pad}  - {_item(v) if isinstance(v, dict) else _scalar(v)}") for v in value
-        ]
+        return [line(Text.assemble((f"{label}: ", "bold"), _position(value)))]
     if isinstance(value, dict):
-        lines = [Text(f"{pad}{label}:", style="bold")]
+        lines = [line(Text(f"{label}:", style="bold"))]
         for inner_key, inner in value.items():
             lines += field_lines(str(inner_key), inner, indent + 1)
         return lines
     if isinstance(value, list) and any(isinstance(v, dict) for v in value):
-        lines = [Text(f"{pad}{label}:", style="bold")]
-        for inner in value:
-            lines.append(Text(f"{pad}  - {_scalar(inner)}"))
-        return lines
-    return [Text.assemble((f"{pad}{label}: ", "bold"), _scalar(value))]
+        show = _item if key == "items" else _scalar
+        return [line(Text(f"{label}:", style="bold"))] + [
+            line(Text(f"- {show(v) if isinstance(v, dict) else _scalar(v)}"), indent + 1)
+            for v in value
+        ]
+    return [line(Text.assemble((f"{label}: ", "bold"), _scalar(value)))]
 
 
 def message_view(item: Stored, lang: Lang) -> Panel:
