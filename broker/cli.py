@@ -197,8 +197,8 @@ def _archive_bundle(pki: Path) -> EnrolmentBundle:
 
 async def _run(settings: BrokerSettings) -> None:
     bundle = _archive_bundle(settings.pki) if settings.archive else None
+    broker = EmbeddedBroker(settings)  # checks the PKI and certificate first
     lock = lock_archive(settings.archive_db) if bundle is not None else None
-    broker = EmbeddedBroker(settings)
     await broker.start()
     archive = None
     if bundle is not None:
