@@ -55,6 +55,7 @@ from schemas.kinds import Kind
 from schemas.topics import request_topic
 from schemas.trust import TrustRequest, decode_trust_request
 from subscriber import node_client
+from subscriber.link import watch_link
 
 __all__ = ["ArchiveService"]
 
@@ -98,6 +99,7 @@ class ArchiveService:
         self.connected = threading.Event()
         self.stats = {"stored": 0, "rejected": 0, "replayed": 0, "resend_asked": 0}
         self.client = node_client(bundle, max_reconnect_delay=5)
+        self.link = watch_link(self.client, f"archive {bundle.node}", log)  # why not up, once
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -125,8 +127,9 @@ class ArchiveService:
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, p: Any) -> None:
         if rc.is_failure:
-            log.error("archive %s refused by the broker: %s", self.bundle.node, rc)
+            self.link.failed(f"refused by the broker at {self.host}:{self.port}: {rc}")
             return
+        self.link.up()
         for topic in self._subscriptions():
             client.subscribe(topic, qos=1)
         self._connects += 1
@@ -153,7 +156,7 @@ class ArchiveService:
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, f: Any, rc: Any, p: Any) -> None:
         self.connected.clear()
         if not self._stop.is_set():
-            log.warning("archive disconnected (%s); reconnecting", rc)
+            self.link.lost(rc)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:

@@ -1,8 +1,12 @@
 """``blo-broker``: run the embedded broker, the archive, or write Mosquitto's configuration.
 
-blo-broker [run] [-c broker.toml] [-p PORT] [--host ADDR] [--pki DIR] [--no-archive]
+blo-broker [run] [-c broker.toml] [-h ADDR] [-p PORT] [--pki DIR] [--no-archive]
 blo-broker archive --bundle pki/bundles/kh-archive.json [-h HOST] [-p PORT] [--data DIR]
-blo-broker mosquitto-config --pki DIR --out DIR [-p PORT] [--host ADDR]
+blo-broker mosquitto-config --pki DIR --out DIR [-h ADDR] [-p PORT]
+
+Host and port are ``-h/--host`` and ``-p/--port`` everywhere, as in mosquitto's
+tools (so help is ``--help`` only). One archive per SQLite file: a second one
+on the same file is refused (a lock file beside it, held while it runs).
 """
 
 from __future__ import annotations
@@ -10,12 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 from broker.config import BrokerSettings, load_settings
 from broker.embedded import EmbeddedBroker
@@ -23,7 +29,7 @@ from broker.errors import BrokerError
 from broker.mosquitto import write_mosquitto
 from certs import EnrolmentBundle
 from certs.folder import own_country, trust_messages
-from schemas import BloError
+from schemas import BloError, Role
 
 __all__ = ["main"]
 
@@ -33,39 +39,87 @@ log = logging.getLogger("blo.broker")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="blo-broker",
+        add_help=False,
         description="The blo-alert broker: embedded MQTT over TLS with the node ACL, and the "
         "archive that replays what a broker lost.",
         epilog="'blo-broker COMMAND --help' for each command; 'run' is the default.",
     )
+    parser.add_argument("--help", action="help", help="show this help and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run the embedded broker (and the archive)")
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=text, description=text, add_help=False)
+        p.add_argument("--help", action="help", help="show this help and exit")
+        return p
+
+    run = command("run", "run the embedded broker (and the archive)")
+    # Flags default to None so a TOML file or BLO_BROKER_* can set them; shown: the built-in.
+    default = BrokerSettings()
     run.add_argument("-c", "--config", type=Path, help="TOML file with a [broker] table")
-    run.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    run.add_argument("-p", "--port", type=int, help="TLS port (default 8883; 0 picks one)")
-    run.add_argument("--pki", type=Path, help="the PKI folder blo-certs manages")
-    run.add_argument("--server", help="server certificate name in PKI/servers/ (broker)")
-    run.add_argument("--data", type=Path, help="folder for the archive's SQLite file")
-    run.add_argument("--max-packet", type=int, help="largest MQTT packet in bytes")
-    run.add_argument("--no-archive", dest="archive", action="store_const", const=False)
+    run.add_argument("-h", "--host", help=f"address to listen on (default {default.host})")
+    run.add_argument(
+        "-p", "--port", type=int, help=f"TLS port, 0 picks a free one (default {default.port})"
+    )
+    run.add_argument(
+        "--pki", type=Path, help=f"the PKI folder blo-certs manages (default {default.pki})"
+    )
+    run.add_argument(
+        "--server", help=f"server certificate name in PKI/servers/ (default {default.server})"
+    )
+    run.add_argument(
+        "--data", type=Path, help=f"folder for the archive's SQLite file (default {default.data})"
+    )
+    run.add_argument(
+        "--max-packet",
+        type=int,
+        help=f"largest MQTT packet in bytes (default {default.max_packet})",
+    )
+    run.add_argument(
+        "--no-archive",
+        dest="archive",
+        action="store_const",
+        const=False,
+        help="run the broker without the archive beside it",
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="log amqtt's own messages")
 
-    arc = sub.add_parser("archive", help="run the archive on its own, beside any broker")
+    arc = command("archive", "run the archive on its own, beside any broker")
     arc.add_argument("--bundle", type=Path, required=True, help="the archive's enrolment bundle")
-    arc.add_argument("-H", "--host", default="127.0.0.1", help="broker host")
-    arc.add_argument("-p", "--port", type=int, default=8883, help="broker TLS port")
-    arc.add_argument("--data", type=Path, default=Path("broker-data"))
+    arc.add_argument("-h", "--host", default="127.0.0.1", help="broker host (default %(default)s)")
+    arc.add_argument(
+        "-p", "--port", type=int, default=8883, help="broker TLS port (default %(default)s)"
+    )
+    arc.add_argument(
+        "--data",
+        type=Path,
+        default=Path("broker-data"),
+        help="folder of archive.sqlite3 (default %(default)s)",
+    )
     arc.add_argument("--pki", type=Path, help="publish this PKI folder's trust messages")
 
-    mos = sub.add_parser("mosquitto-config", help="write Mosquitto 2.0 files from the registry")
-    mos.add_argument("--pki", type=Path, required=True)
-    mos.add_argument("--out", type=Path, required=True)
-    mos.add_argument("--host", default="0.0.0.0")  # noqa: S104 - production default
-    mos.add_argument("-p", "--port", type=int, default=8883)
-    mos.add_argument("--server", default="broker")
+    mos = command("mosquitto-config", "write Mosquitto 2.0 files from the registry")
+    mos.add_argument("--pki", type=Path, required=True, help="the PKI folder blo-certs manages")
+    mos.add_argument("--out", type=Path, required=True, help="folder to write the files to")
+    mos.add_argument(
+        "-h",
+        "--host",
+        default="0.0.0.0",  # noqa: S104 - production default
+        help="address Mosquitto listens on (default %(default)s)",
+    )
+    mos.add_argument("-p", "--port", type=int, default=8883, help="TLS port (default %(default)s)")
+    mos.add_argument(
+        "--server", default="broker", help="certificate in PKI/servers/ (default %(default)s)"
+    )
     mos.add_argument("--data", type=Path, help="persistence folder (default OUT/data)")
-    mos.add_argument("--max-packet", type=int, default=512 * 1024)
-    mos.add_argument("--user", default="mosquitto", help="user Mosquitto drops to as root")
+    mos.add_argument(
+        "--max-packet",
+        type=int,
+        default=512 * 1024,
+        help="largest MQTT packet in bytes (default %(default)s)",
+    )
+    mos.add_argument(
+        "--user", default="mosquitto", help="user Mosquitto drops to as root (default %(default)s)"
+    )
     return parser
 
 
@@ -86,6 +140,49 @@ def _logging(verbose: bool) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _archive_only(bundle: EnrolmentBundle, path: Path) -> EnrolmentBundle:
+    """``bundle``, if it is an archive's: any other identity lacks the archive's rights."""
+    if bundle.role is not Role.ARCHIVE:
+        raise BrokerError(
+            f"{path} is the bundle of {bundle.node}, a {bundle.role.value} node: the archive "
+            f"runs only as an archive (blo-certs issue --dir PKI {bundle.node[:2]}-archive "
+            "--role archive)"
+        )
+    return bundle
+
+
+def lock_archive(db: Path) -> TextIO:
+    """Lock ``db`` for this process's life (a lock file beside it); refuse if taken.
+
+    Two archives on one SQLite file would each keep their own replay window and
+    acknowledge what the other one stored. The lock is the kernel's (flock), so
+    it is released when the process ends, however it ends.
+    """
+    path = db.with_name(db.name + ".lock")
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a+", encoding="utf-8")
+    except OSError as exc:
+        raise BrokerError(
+            f"{path}: {exc.strerror}: give --data a folder the archive may write"
+        ) from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise BrokerError(
+            f"{db} is in use by another archive (process {holder}, lock {path}): "
+            "run one archive per file, or give this one another --data folder"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
 def _archive_bundle(pki: Path) -> EnrolmentBundle:
     country = own_country(pki)
     node = f"{country}-archive"
@@ -95,12 +192,13 @@ def _archive_bundle(pki: Path) -> EnrolmentBundle:
             f"{path} is missing: issue the archive's identity with "
             f"'blo-certs issue --dir {pki} {node} --role archive', or run with --no-archive"
         )
-    return EnrolmentBundle.load(path)
+    return _archive_only(EnrolmentBundle.load(path), path)
 
 
 async def _run(settings: BrokerSettings) -> None:
     bundle = _archive_bundle(settings.pki) if settings.archive else None
-    broker = EmbeddedBroker(settings)
+    broker = EmbeddedBroker(settings)  # checks the PKI and certificate first
+    lock = lock_archive(settings.archive_db) if bundle is not None else None
     await broker.start()
     archive = None
     if bundle is not None:
@@ -125,12 +223,15 @@ async def _run(settings: BrokerSettings) -> None:
     if archive:
         await asyncio.to_thread(archive.stop)
     await broker.stop()
+    if lock is not None:
+        lock.close()
 
 
 def _archive_alone(args: argparse.Namespace) -> None:
     from broker.archive_service import ArchiveService
 
-    bundle = EnrolmentBundle.load(args.bundle)
+    bundle = _archive_only(EnrolmentBundle.load(args.bundle), args.bundle)
+    lock = lock_archive(args.data / "archive.sqlite3")
     pki: Path | None = args.pki
     source = (lambda: trust_messages(pki)) if pki else None
     service = ArchiveService(
@@ -148,12 +249,13 @@ def _archive_alone(args: argparse.Namespace) -> None:
 
     asyncio.run(wait())
     service.stop()
+    lock.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``blo-broker``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+    if not argv or (argv[0].startswith("-") and argv[0] != "--help"):
         argv.insert(0, "run")
     args = _parser().parse_args(argv)
     _logging(getattr(args, "verbose", False))

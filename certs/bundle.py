@@ -9,8 +9,12 @@ enrolment (newer ones arrive over MQTT, retained).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import ssl
+import tempfile
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -64,6 +68,12 @@ class EnrolmentBundle(BaseModel):
             raise BundleError(
                 f"{path} not found: copy the node's bundle from the PKI folder (bundles/NODE.json)"
             ) from None
+        except IsADirectoryError:
+            raise BundleError(
+                f"{path} is a folder: give the bundle file itself (bundles/NODE.json)"
+            ) from None
+        except OSError as exc:
+            raise BundleError(f"{path}: {exc.strerror or exc}") from None
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
@@ -89,6 +99,32 @@ class EnrolmentBundle(BaseModel):
         key.write_text(self.tls_key)
         return ca, cert, key
 
+    def tls_context(self) -> ssl.SSLContext:
+        """A TLS client context with this node's certificate and key and the bundle's CAs.
+
+        The private key never stays on disk: Python's ``ssl`` loads a certificate
+        chain only from a path, so the key is written to an anonymous memory file
+        (Linux ``memfd``) or, elsewhere, to a 0600 file in a private folder that is
+        removed as soon as it is loaded. Raises ``BundleError`` for a corrupt
+        certificate or key.
+        """
+        try:
+            context = ssl.create_default_context(cadata="".join(self.ca_certs))
+        except (ssl.SSLError, ValueError) as exc:
+            raise BundleError(
+                f"bundle of {self.node}: a CA certificate is unreadable ({exc}): "
+                "re-issue the bundle with blo-certs"
+            ) from None
+        try:
+            with _secret_file(self.tls_cert + self.tls_key) as path:
+                context.load_cert_chain(path)
+        except (ssl.SSLError, ValueError) as exc:
+            raise BundleError(
+                f"bundle of {self.node}: its TLS certificate or key is unreadable ({exc}): "
+                "re-issue the bundle with blo-certs"
+            ) from None
+        return context
+
     def signer(self) -> Signer:
         """The node's message signer."""
         try:
@@ -110,6 +146,26 @@ class EnrolmentBundle(BaseModel):
             return load_trust(roots, messages, now)
         except BundleError as exc:
             raise BundleError(f"bundle of {self.node}: {exc}") from None
+
+
+@contextlib.contextmanager
+def _secret_file(text: str) -> Iterator[str]:
+    """A path to ``text`` that only this process can read, gone after the block."""
+    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
+        fd = os.memfd_create("blo-tls", 0)
+        try:
+            data = text.encode()
+            while data:
+                data = data[os.write(fd, data) :]
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    with tempfile.TemporaryDirectory(prefix="blo-tls-") as folder:  # created 0700
+        path = os.path.join(folder, "chain.pem")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(text)
+        yield path
 
 
 def load_trust(roots: dict[str, list[bytes]], messages: list[bytes], now: datetime) -> TrustStore:

@@ -82,12 +82,13 @@ def _list(pki: Pki, console: Console, now: datetime) -> None:
         title=f"keyset {keyset.country} v{keyset.version}, expires {keyset.expires:%Y-%m-%d}",
         title_justify="left",
     )
-    table.add_column("node", no_wrap=True, style="bold")
+    # Fits 80 columns: names and lists fold, one region or counterpart per line.
+    table.add_column("node", overflow="fold", min_width=10, style="bold")
     table.add_column("role", no_wrap=True)
-    table.add_column("regions", overflow="fold")
-    table.add_column("counterparts", overflow="fold")
-    for column in ("key", "until", "state"):
-        table.add_column(column, no_wrap=True)
+    table.add_column("regions", overflow="fold", min_width=12)
+    table.add_column("counterparts", overflow="fold", min_width=12)
+    table.add_column("key", no_wrap=True)
+    table.add_column("state", overflow="fold", min_width=10)
     for entry in keyset.nodes:
         key = entry.keys[-1] if entry.keys else None
         if entry.revoked is not None:
@@ -95,17 +96,31 @@ def _list(pki: Pki, console: Console, now: datetime) -> None:
         elif key is None or not key.valid_at(now):
             state = "[yellow]no valid key[/yellow]"
         else:
-            state = "[green]active[/green]"
+            state = f"[green]active[/green] to {key.not_after:%Y-%m-%d}"
         table.add_row(
             entry.node,
             entry.role.value,
-            ", ".join(entry.regions) or "-",
-            ", ".join(entry.counterparts) or "-",
+            "\n".join(entry.regions) or "-",
+            "\n".join(entry.counterparts) or "-",
             key.key_id.hex()[:8] if key else "-",
-            f"{key.not_after:%Y-%m-%d}" if key else "-",
             state,
         )
     console.print(table)
+
+
+def _refresh_hq(pki: Pki, console: Console) -> None:
+    """Re-write the HQ bundles with the keyset just published.
+
+    ``blo-pub`` judges offices and regions by the keysets its node holds; an HQ
+    bundle written at ``init`` knows none of the offices issued since.
+    """
+    keyset = pki.keyset()
+    for entry in keyset.nodes:
+        if entry.role is Role.HQ and entry.revoked is None:
+            pki.write_bundle(entry.node)
+            console.print(
+                f"[dim]{entry.node}'s bundle refreshed with keyset v{keyset.version}[/dim]"
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -161,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"root of {country} pinned; {len(nodes)} bundles in {args.dir}/bundles/ "
                 "re-written to carry it: copy them to the nodes again"
             )
+        if args.command in ("issue", "rotate", "revoke"):
+            _refresh_hq(pki, console)
     except BloError as exc:
         Console(stderr=True, soft_wrap=True).print(
             f"[red]blo-certs: error:[/red] {exc}", highlight=False

@@ -420,7 +420,16 @@ class Pki:
     def import_root(self, other: Path) -> str:
         """Pin another country's root (from its PKI folder) so its nodes can be verified."""
         foreign = Pki(other)
-        country = foreign._own_country()
+        try:
+            country = foreign._own_country()
+        except UnicodeDecodeError:
+            country = "?"
+        # The name becomes part of a path under roots/: a forged folder must not steer it.
+        if not is_country(country):
+            raise PkiInputError(
+                f"{other}/root/country holds {country[:20]!r}, not a two-letter country code: "
+                "not a blo-certs PKI folder, nothing imported"
+            )
         if country == self._own_country():
             raise PkiInputError(f"{other} is this country's own PKI ({country})")
         write_replace(

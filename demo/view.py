@@ -6,12 +6,16 @@ glyphs (e.g. Noto Sans Khmer) shows it correctly.
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from demo.scenario import Event, OfficeStatus, Outcome
+from subscriber.views import use_cluster_widths
+
+use_cluster_widths()  # Khmer measured by cluster (see subscriber/views.py)
 
 __all__ = ["live_view", "outcome_view", "story_lines"]
 
@@ -33,7 +37,7 @@ def _row(status: OfficeStatus) -> list[RenderableType]:
     if status.role == "hq":
         alert = Text("sent", style="cyan")
         read = Text(
-            f"{status.delivered_receipts} delivered, {status.read_receipts} read",
+            f"{status.delivered_receipts} got, {status.read_receipts} read",
             style="green" if status.done else "yellow",
         )
         bulletins: RenderableType = Text(f"{status.incidents} incident", style="cyan")
@@ -50,16 +54,40 @@ def _row(status: OfficeStatus) -> list[RenderableType]:
         done = Text("✓", style="bold green")
     else:
         done = Text(f"… {status.waiting_for}", style="yellow")
+    for cell in (alert, read, done):
+        cell.no_wrap, cell.overflow = True, "ellipsis"  # one line: the live view's height is fixed
     return [Text(status.name, style="bold"), _link(status), alert, read, bulletins, refused, done]
 
 
 def office_table(offices: list[OfficeStatus], lang: str, *, max_rows: int = 0) -> Table:
-    """One row per office; with ``max_rows``, offices still waiting are shown first."""
+    """One row per office; with ``max_rows``, offices still waiting are shown first.
+
+    The office's name keeps its width (up to 20 cells); free text (the alert's
+    headline, the read count, what is still awaited) gives way, cut with an
+    ellipsis on one line. Widths are measured by grapheme cluster
+    (subscriber.views), so Khmer keeps the borders in line.
+    """
     table = Table(expand=True, pad_edge=False)
-    # (fixed width, share of what is left): counts stay whole, free text gives way.
-    layout = ((None, 3), (16, None), (None, 4), (22, None), (9, None), (8, None), (None, 3))
-    for header, (width, ratio) in zip(_HEADERS[lang], layout, strict=True):
-        table.add_column(header, no_wrap=True, overflow="ellipsis", width=width, ratio=ratio)
+    name = min(max((cell_len(o.name) for o in offices), default=6), 20)
+    # (min width, share of what is left, wraps): rich narrows "wrapping" columns first.
+    layout = (
+        (name, None, False),
+        (None, None, False),
+        (6, 2, True),
+        (8, 2, True),
+        (None, None, False),
+        (None, None, False),
+        (3, 1, True),
+    )
+    for header, (least, ratio, gives) in zip(_HEADERS[lang], layout, strict=True):
+        table.add_column(
+            header,
+            no_wrap=not gives,
+            overflow="ellipsis",
+            min_width=least,
+            max_width=name if header == _HEADERS[lang][0] else None,
+            ratio=ratio,
+        )
     shown = offices
     if max_rows and len(offices) > max_rows:
         shown = [o for o in offices if not o.done or o.role == "hq" or o.cuts][:max_rows]
@@ -96,8 +124,14 @@ def live_view(
 def outcome_view(outcome: Outcome, title: str) -> RenderableType:
     """The summary after the run: every office, and the verdict."""
     table = Table(title=title, expand=False)
-    for header in ("Office", "Node", "Link cuts", "Holds", "Refused (why)", "Result"):
-        table.add_column(header, no_wrap=header != "Office")
+    # rich narrows only the columns that may wrap (a min_width would push the border
+    # out): the office's name and node keep their width, what it holds wraps.
+    table.add_column("Office", no_wrap=True, overflow="ellipsis", max_width=20)
+    table.add_column("Node", no_wrap=True, overflow="ellipsis", max_width=18)
+    table.add_column("Cuts", no_wrap=True, justify="right")
+    table.add_column("Holds", overflow="fold")
+    table.add_column("Refused (why)", overflow="fold")
+    table.add_column("Result", overflow="fold")
     for status in outcome.offices:
         holds = []
         if status.role == "hq":

@@ -11,6 +11,11 @@ Messages are signed and committed to the node's outbox (``--data``, default
 blo-data/NODE) and sent by the node's running ``blo-sub run``; ``--send -h HOST
 -p PORT`` sends them now instead (only when no ``blo-sub run`` is running for
 that node: both would use the node's one session).
+
+Exit status: 0 queued (and, with ``--send``, sent); 1 an error, or a message
+that could never arrive (nothing queued); 2 a usage error; 3 ``--send`` could
+not send everything in ``--wait`` seconds (it stays queued; the reason is
+printed); 130 interrupted (what was queued stays queued).
 """
 
 from __future__ import annotations
@@ -28,7 +33,14 @@ from rich.table import Table
 from rich.text import Text
 
 from certs import EnrolmentBundle
-from publisher.compose import attachment, compose, load_document, parse_duration, parse_item
+from publisher.compose import (
+    attachment,
+    compose,
+    load_document,
+    parse_duration,
+    parse_item,
+    refusal,
+)
 from publisher.errors import ComposeError
 from publisher.outbox import Outbox
 from schemas import (
@@ -40,13 +52,20 @@ from schemas import (
     Role,
     Scope,
     Severity,
+    TrustStore,
     addressed_to,
     open_envelope,
     trust_topic,
 )
 from subscriber import Inbox, NodeClient
+from subscriber.cli import node_folder
 
-__all__ = ["main"]
+__all__ = ["EXIT_QUEUED", "main"]
+
+#: ``--send`` gave up with messages still in the outbox (they stay queued).
+EXIT_QUEUED = 3
+#: Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 
 _LANGS = ("en", "km")
 
@@ -66,8 +85,18 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--file", type=Path, help="a JSON or TOML document with the fields")
         p.add_argument("--expires-in", default="7d", help="e.g. 12h, 7d (default 7d)")
         p.add_argument("--send", action="store_true", help="connect and send now")
-        p.add_argument("-h", "--host", default="127.0.0.1")
-        p.add_argument("-p", "--port", type=int, default=8883)
+        p.add_argument(
+            "-h", "--host", default="127.0.0.1", help="broker host (default %(default)s)"
+        )
+        p.add_argument(
+            "-p", "--port", type=int, default=8883, help="broker TLS port (default %(default)s)"
+        )
+        p.add_argument(
+            "--wait",
+            type=float,
+            default=30.0,
+            help="with --send, seconds to try before giving up (default %(default)s)",
+        )
 
     def texts(p: argparse.ArgumentParser, fields: tuple[str, ...]) -> None:
         for field in fields:
@@ -191,24 +220,58 @@ def _document(args: argparse.Namespace, outbox: Outbox, now: datetime) -> dict[s
 
 
 def _send_now(
-    bundle: EnrolmentBundle, folder: Path, host: str, port: int, console: Console
-) -> None:
-    client = NodeClient(bundle, host, port, folder)
+    bundle: EnrolmentBundle, folder: Path, args: argparse.Namespace, console: Console
+) -> int:
+    """Connect, send what the outbox holds, leave. Returns the exit status."""
+    client = NodeClient(bundle, args.host, args.port, folder)
     client.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + args.wait
+    waiting = -1  # not yet counted: so too after Ctrl-C, which still reports what stays
     try:
         while client.outbox.counts()[1] and time.monotonic() < deadline:
             time.sleep(0.2)
         _, waiting = client.outbox.counts()
     finally:
+        why = client.link.last
         client.stop()
+        if waiting:
+            left = Outbox(folder / "outbox.sqlite3", bundle.signer())
+            waiting = left.counts()[1]
+            left.close()
+            reason = why or (
+                "the link is up but the broker did not acknowledge them in time"
+                if client.connected.is_set()
+                else f"no link to {args.host}:{args.port} yet"
+            )
+            Console(stderr=True, soft_wrap=True).print(
+                f"[yellow]blo-pub: {waiting} message(s) still queued: {reason}; they go out "
+                "with the node's next link ('blo-sub run', or --send again)[/yellow]",
+                highlight=False,
+            )
     if waiting:
-        console.print(
-            f"[yellow]{waiting} message(s) still queued: the link did not come up; "
-            "they go out with the next link[/yellow]"
-        )
-    else:
-        console.print("sent")
+        return EXIT_QUEUED
+    console.print("sent")
+    return 0
+
+
+def _trust(bundle: EnrolmentBundle, folder: Path, now: datetime) -> TrustStore:
+    """The bundle's trust, brought up to date with the keysets the running client kept.
+
+    An office issued after this node's enrolment is known only from those.
+    """
+    store = bundle.trust_store(now)
+    inbox_file = folder / "inbox.sqlite3"
+    if not inbox_file.exists():
+        return store
+    inbox = Inbox(inbox_file)
+    try:
+        receiver = Receiver(store)
+        for data in inbox.trust_messages():
+            header = open_envelope(data).header
+            receiver.receive(trust_topic(header.kind, header.sender), data, now)
+    finally:
+        inbox.close()
+    return store
 
 
 def _receipts(bundle: EnrolmentBundle, folder: Path, prefix: str, console: Console) -> int:
@@ -223,14 +286,8 @@ def _receipts(bundle: EnrolmentBundle, folder: Path, prefix: str, console: Conso
         return 1
     alert = found[0]
     scope = Scope.parse(alert.scope)
-    store = bundle.trust_store(datetime.now(UTC))
+    store = _trust(bundle, folder, datetime.now(UTC))
     inbox = Inbox(folder / "inbox.sqlite3")
-    # The running client kept the newest keysets it received; an office issued after
-    # HQ's enrolment is known only from those.
-    receiver = Receiver(store)
-    for data in inbox.trust_messages():
-        header = open_envelope(data).header
-        receiver.receive(trust_topic(header.kind, header.sender), data, datetime.now(UTC))
     offices = sorted(
         entry.node
         for country in store.countries
@@ -268,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(soft_wrap=True)
     try:
         bundle = EnrolmentBundle.load(args.bundle)
-        folder = args.data or Path("blo-data") / bundle.node
+        folder = node_folder(args.data, bundle.node)
         if args.command == "receipts":
             return _receipts(bundle, folder, args.id, console)
         args.bundle_node = bundle.node
@@ -281,6 +338,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             now=now,
             expires_in=parse_duration(args.expires_in),
         )
+        # Refused here, before it is signed: the same rules every receiver and broker apply.
+        why = refusal(draft, _trust(bundle, folder, now), bundle.signer().key_id)
+        if why:
+            outbox.close()
+            raise ComposeError(f"not queued: {why}")
         queued = outbox.submit(draft.body, draft.scope, issued=draft.issued, expires=draft.expires)
         outbox.close()
         console.print(
@@ -288,7 +350,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"to {draft.scope} ({len(queued.data)} bytes)"
         )
         if args.send:
-            _send_now(bundle, folder, args.host, args.port, console)
+            return _send_now(bundle, folder, args, console)
+    except KeyboardInterrupt:
+        Console(stderr=True, soft_wrap=True).print("blo-pub: interrupted", highlight=False)
+        return EXIT_INTERRUPTED
     except BloError as exc:
         Console(stderr=True, soft_wrap=True).print(
             f"[red]blo-pub: error:[/red] {exc}", highlight=False

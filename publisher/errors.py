@@ -3,7 +3,8 @@
     BloError                (schemas.errors)
     └── PublisherError      a message cannot be composed, queued or sent
         ├── ComposeError    an option or document does not make a valid message
-        └── OutboxError     the outbox file cannot be used
+        ├── OutboxError     the outbox file cannot be used
+        └── DataFolderError the node's data folder (--data) cannot be used
 
 sqlite3 errors are translated in outbox.py; pydantic's in compose.py.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from schemas import BloError
 
-__all__ = ["ComposeError", "OutboxError", "PublisherError"]
+__all__ = ["ComposeError", "DataFolderError", "OutboxError", "PublisherError"]
 
 
 class PublisherError(BloError):
@@ -25,3 +26,7 @@ class ComposeError(PublisherError):
 
 class OutboxError(PublisherError):
     """The outbox file cannot be opened or written."""
+
+
+class DataFolderError(PublisherError):
+    """The node's data folder is not a folder, or cannot be created."""

@@ -3,17 +3,20 @@
 Commands: ``run``, ``inbox``, ``show``, ``status``.
 
     blo-sub run    --bundle kh-blo-bavet.json -h broker.example.org -p 8883
-    blo-sub inbox  --bundle kh-blo-bavet.json [--lang km]
-    blo-sub show   --bundle kh-blo-bavet.json ID
-    blo-sub status --bundle kh-blo-bavet.json
+    blo-sub inbox  --bundle kh-blo-bavet.json [--lang km] [--json]
+    blo-sub show   --bundle kh-blo-bavet.json ID [--json]
+    blo-sub status --bundle kh-blo-bavet.json [--json]
 
 The node's files live in ``--data`` (default ``blo-data/NODE``): inbox.sqlite3
-and outbox.sqlite3, shared by the running client and these commands.
+and outbox.sqlite3, shared by the running client and these commands. ``--json``
+prints one JSON document for scripts (``show --json`` does not mark the message
+read: a script is not a person reading it).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -21,10 +24,11 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from certs import EnrolmentBundle
 from publisher import Outbox
+from publisher.errors import DataFolderError
 from schemas import BloError, Kind, Lang, Role
 from subscriber.client import NodeClient
 from subscriber.inbox import Inbox
@@ -33,7 +37,7 @@ from subscriber.receipts import settle
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["main"]
+__all__ = ["main", "node_folder"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,24 +54,53 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     run = command("run", "connect and keep connected: receive, store, send, catch up")
-    run.add_argument("-h", "--host", default="127.0.0.1", help="broker host")
-    run.add_argument("-p", "--port", type=int, default=8883, help="broker TLS port")
-    run.add_argument("-v", "--verbose", action="store_true")
+    run.add_argument("-h", "--host", default="127.0.0.1", help="broker host (default %(default)s)")
+    run.add_argument(
+        "-p", "--port", type=int, default=8883, help="broker TLS port (default %(default)s)"
+    )
+    run.add_argument(
+        "-v", "--verbose", action="store_true", help="also log each step (and paho's own log)"
+    )
+    languages = [lang.value for lang in Lang]
+    lang_help = "language to show messages in, else English (default %(default)s)"
     for name, text in (
         ("inbox", "list the messages held"),
-        ("status", "link state, queues, keysets, gaps, refusals"),
+        ("status", "link state, why it is not up, queues, keysets, gaps, refusals"),
     ):
         p = command(name, text)
-        p.add_argument("--lang", default="en", choices=[lang.value for lang in Lang])
+        p.add_argument("--lang", default="en", choices=languages, help=lang_help)
         p.add_argument("--all", action="store_true", help="include receipts")
+        p.add_argument("--json", action="store_true", help="print JSON for scripts")
     show = command("show", "show one message in full and mark it read")
     show.add_argument("id", help="the message id, or its first characters")
-    show.add_argument("--lang", default="en", choices=[lang.value for lang in Lang])
+    show.add_argument("--lang", default="en", choices=languages, help=lang_help)
+    show.add_argument("--json", action="store_true", help="print JSON (does not mark it read)")
     return parser
 
 
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=1))
+
+
+def node_folder(data: Path | None, node: str) -> Path:
+    """The node's data folder (``--data``, default blo-data/NODE), created if missing.
+
+    Raises ``DataFolderError`` naming it when it is a file or cannot be made.
+    """
+    folder = data or Path("blo-data") / node
+    if folder.exists() and not folder.is_dir():
+        raise DataFolderError(f"--data {folder} is a file: give a folder for {node}'s files")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataFolderError(
+            f"--data {folder}: {exc.strerror}: give a folder for {node}'s inbox and outbox"
+        ) from None
+    return folder
+
+
 def _folder(args: argparse.Namespace, bundle: EnrolmentBundle) -> Path:
-    return args.data or Path("blo-data") / bundle.node
+    return node_folder(args.data, bundle.node)
 
 
 def _run(bundle: EnrolmentBundle, args: argparse.Namespace) -> None:
@@ -105,8 +138,13 @@ def _show(bundle: EnrolmentBundle, args: argparse.Namespace, console: Console) -
         console.print(f"{what} with an id starting {args.id!r}: see 'blo-sub inbox'")
         return 1
     item = found[0]
-    console.print(message_view(item, Lang(args.lang)))
     now = datetime.now(UTC).replace(microsecond=0)
+    if args.json:
+        from subscriber.views import message_json
+
+        _print_json(message_json(item, Lang(args.lang), now, inbox.cancelled()))
+        return 0
+    console.print(message_view(item, Lang(args.lang)))
     # The read and the receipt it owes are one transaction; settle queues it.
     if inbox.mark_read(item.msg_id, now, owe_receipt=bundle.role is Role.BLO):
         outbox = Outbox(folder / "outbox.sqlite3", bundle.signer())
@@ -136,6 +174,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             kinds = (Kind.ALERT, Kind.BULLETIN, Kind.INCIDENT) + (
                 (Kind.RECEIPT,) if args.all else ()
             )
+            if args.json:
+                from subscriber.views import message_json
+
+                now, cancelled = datetime.now(UTC), inbox.cancelled()
+                _print_json(
+                    [
+                        message_json(item, Lang(args.lang), now, cancelled)
+                        for item in inbox.messages(kinds)
+                    ]
+                )
+                return 0
             console.print(
                 inbox_table(
                     inbox.messages(kinds), Lang(args.lang), datetime.now(UTC), inbox.cancelled()
@@ -145,6 +194,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             inbox = Inbox(folder / "inbox.sqlite3")
             outbox = Outbox(folder / "outbox.sqlite3", bundle.signer())
             sent, waiting = outbox.counts()
+            if args.json:
+                _print_json(
+                    {
+                        "node": bundle.node,
+                        "link": "never started",
+                        "last_error": None,
+                        **inbox.state(),
+                        "outbox": {"waiting": waiting, "sent": sent},
+                        "inbox": {"held": inbox.count(), "quarantined": len(inbox.quarantined())},
+                        "rejected": inbox.rejections(),
+                    }
+                )
+                return 0
             console.print(
                 status_table(
                     inbox.state(),

@@ -59,7 +59,7 @@ from schemas import (
 )
 from schemas.trust import TrustRequest, encode_trust_request
 from subscriber.inbox import Inbox
-from subscriber.link import node_client
+from subscriber.link import node_client, watch_link
 from subscriber.lock import FolderLock
 from subscriber.receipts import RECEIPT_DAYS, settle
 
@@ -131,6 +131,8 @@ class NodeClient:
         self._link = 0  # counts connections: an ack is only valid on the link it came by
         self._committer: threading.Thread | None = None
         self.client = node_client(bundle)
+        # Why the link is not up: logged once per change, kept for 'blo-sub status'.
+        self.link = watch_link(self.client, self.me, log, self._link_reason)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -223,7 +225,7 @@ class NodeClient:
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, p: Any) -> None:
         if rc.is_failure:
-            log.error("%s refused by the broker: %s", self.me, rc)
+            self.link.failed(f"refused by the broker at {self.host}:{self.port}: {rc}")
             self.inbox.set_state(link=f"refused: {rc}")
             return
         entry = self.receiver.trust.node(self.me)
@@ -237,6 +239,7 @@ class NodeClient:
             client.subscribe(pattern, qos=1)
         self._ask_trust()
         self._link += 1
+        self.link.up()
         self.connected.set()
         now = self.clock()
         self.inbox.set_state(link="up", last_contact=now.isoformat())
@@ -250,11 +253,15 @@ class NodeClient:
         if not flags.session_present:
             self._catch_up()
 
+    def _link_reason(self, why: str | None) -> None:
+        """Keep why the link is not up (None: it is) for 'blo-sub status'."""
+        self.inbox.set_state(last_error=why, **({"link": "down"} if why else {}))
+
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, f: Any, rc: Any, p: Any) -> None:
         self.connected.clear()
         if not self._stop.is_set():
             self.inbox.set_state(link="down", last_contact=self.clock().isoformat())
-            log.warning("%s link down (%s); reconnecting", self.me, rc)
+            self.link.lost(rc)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         if message.topic == resend_topic(self.me):

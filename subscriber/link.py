@@ -3,25 +3,37 @@
 Used by the node client and by the archive (which is a node too), so both get
 the same session rules: client id = node id, a persistent session, manual
 acknowledgement (store first, then ack), and a patient connect timeout.
+
+TLS comes from ``EnrolmentBundle.tls_context``: the private key is loaded into
+memory and never left in a file. ``watch_link`` says why a link is not up (no
+broker, wrong port, unknown CA, a refused certificate, a bad host name): paho
+retries in silence, logging such failures only to its own logger if at all.
 """
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
+import logging
+import socket
+import ssl
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from certs import EnrolmentBundle
 
-__all__ = ["node_client"]
+__all__ = ["LinkWatch", "describe_failure", "node_client", "watch_link"]
 
 
 def node_client(bundle: EnrolmentBundle, *, max_reconnect_delay: int = 30) -> mqtt.Client:
-    """A paho client for ``bundle``'s node; callbacks are the caller's to set."""
-    folder = Path(tempfile.mkdtemp(prefix=f"blo-{bundle.node}-tls-"))
-    ca, cert, key = bundle.write_tls(folder)
+    """A paho client for ``bundle``'s node; callbacks are the caller's to set.
+
+    Raises ``BundleError`` if the bundle's certificate or key cannot be loaded.
+    """
+    context = bundle.tls_context()
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=bundle.node,
@@ -29,10 +41,132 @@ def node_client(bundle: EnrolmentBundle, *, max_reconnect_delay: int = 30) -> mq
         protocol=mqtt.MQTTv311,
         manual_ack=True,
     )
-    client.tls_set(ca_certs=str(ca), certfile=str(cert), keyfile=str(key))
+    client.tls_set_context(context)
     client.reconnect_delay_set(min_delay=1, max_delay=max_reconnect_delay)
     # A busy broker may take seconds to answer CONNECT; giving up after paho's
     # default 5 s makes a second connection that takes the first one's session over.
     client.connect_timeout = 30.0
     client.max_inflight_messages_set(100)
     return client
+
+
+def describe_failure(exc: BaseException | None, host: str, port: int) -> str:
+    """A sentence saying why a connection to ``host:port`` could not be made, and what to do."""
+    where = f"{host}:{port}"
+    if isinstance(exc, socket.gaierror):
+        return f"host name {host!r} not found ({exc.strerror}): check -h/--host"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"nothing listens on {where} (connection refused): broker down, wrong -p/--port?"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"the broker at {where} is not trusted ({exc.verify_message}): its certificate is "
+            "not from this bundle's PKI, or not issued for this host name"
+        )
+    if isinstance(exc, ssl.SSLError):
+        reason = exc.reason or str(exc)
+        if "CERTIFICATE" in reason.upper():
+            return (
+                f"the broker at {where} refused this node's certificate ({reason}): "
+                "revoked, expired or of another PKI? ask the operator"
+            )
+        return f"TLS with {where} failed ({reason}): is that port the broker's TLS port?"
+    if isinstance(exc, TimeoutError):
+        return f"no answer from {where} in time: a firewall, or a broker too busy"
+    if isinstance(exc, OSError):
+        return f"cannot reach {where}: {exc.strerror or exc}"
+    if exc is not None:
+        return f"cannot connect to {where}: {exc}"
+    return f"cannot connect to {where}"
+
+
+class LinkWatch:
+    """The last reason a link is not up, logged once per change rather than per retry."""
+
+    def __init__(
+        self,
+        name: str,
+        log: logging.Logger,
+        on_change: Callable[[str | None], None] | None = None,
+        client: mqtt.Client | None = None,
+    ) -> None:
+        self.name = name
+        self.client = client
+        self._up = False
+        self.log = log
+        self.on_change = on_change
+        self.last: str | None = None
+        self._paho_error: str | None = None
+        self._lock = threading.Lock()
+
+    def failed(self, reason: str) -> None:
+        """The link is down for ``reason``; said once until the reason changes."""
+        with self._lock:
+            if reason == self.last:
+                return
+            self.last = reason
+        self.log.warning("%s: link not up: %s; retrying", self.name, reason)
+        self._changed(reason)
+
+    def lost(self, rc: Any) -> None:
+        """A connection ended with reason code ``rc``: say what paho saw."""
+        detail, self._paho_error = self._paho_error, None
+        was_up, self._up = self._up, False
+        if detail is None and self.last is not None:
+            return  # a failed attempt, already told (a refused CONNECT ends so too)
+        if was_up:
+            reason = f"link to {self.where} lost ({rc})"
+        else:
+            # TLS held, then the broker hung up before its CONNACK: the embedded
+            # broker's guard does so with a revoked or unknown node.
+            reason = f"the broker at {self.where} closed the connection before accepting it"
+        if detail:
+            reason += f": {detail}"
+        if not was_up or "CERTIFICATE" in (detail or "").upper():
+            reason += ": this node's certificate refused (revoked, expired?): ask the operator"
+        self.failed(reason)
+
+    @property
+    def where(self) -> str:
+        """The broker's address, as the client was given it."""
+        return f"{self.client.host}:{self.client.port}" if self.client else "the broker"
+
+    def up(self) -> None:
+        """The link is up: the next failure is news again."""
+        self._up = True
+        with self._lock:
+            was, self.last = self.last, None
+            self._paho_error = None
+        if was is not None:
+            self._changed(None)
+
+    def paho_log(self, client: mqtt.Client, userdata: Any, level: int, text: str) -> None:
+        """paho's own log: its errors become the reason of the next disconnect."""
+        if level == mqtt.MQTT_LOG_ERR:
+            self._paho_error = text
+        self.log.debug("%s: paho: %s", self.name, text)
+
+    def connect_failed(self, client: mqtt.Client, userdata: Any) -> None:
+        """paho's ``on_connect_fail``: called inside its ``except OSError``, so the
+        exception is still at hand (paho passes none)."""
+        self.failed(describe_failure(sys.exc_info()[1], client.host, client.port))
+
+    def _changed(self, reason: str | None) -> None:
+        if self.on_change is None:
+            return
+        try:
+            self.on_change(reason)
+        except Exception:  # reporting must never break paho's loop
+            self.log.exception("%s: could not record the link state", self.name)
+
+
+def watch_link(
+    client: mqtt.Client,
+    name: str,
+    log: logging.Logger,
+    on_change: Callable[[str | None], None] | None = None,
+) -> LinkWatch:
+    """Attach a ``LinkWatch`` to ``client``'s connect failures and paho log."""
+    watch = LinkWatch(name, log, on_change, client)
+    client.on_connect_fail = watch.connect_failed
+    client.on_log = watch.paho_log
+    return watch

@@ -47,7 +47,11 @@ def test_bad_settings_name_the_file_and_field(tmp_path: Path, text: str, complai
 def test_missing_server_certificate_says_what_to_run(
     network: Network, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["run", "--pki", str(network.kh), "--server", "nosuch", "-p", "0"]) == 1
+    data = str(network.root / "data")  # nothing written to the working folder
+    assert (
+        main(["run", "--pki", str(network.kh), "--server", "nosuch", "-p", "0", "--data", data])
+        == 1
+    )
     err = capsys.readouterr().err
     assert "blo-certs server" in err
     assert "nosuch" in err
