@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING
 
 from broker.config import BrokerSettings, load_settings
 from broker.embedded import EmbeddedBroker
@@ -30,6 +29,9 @@ from broker.mosquitto import write_mosquitto
 from certs import EnrolmentBundle
 from certs.folder import own_country, trust_messages
 from schemas import BloError, Role
+
+if TYPE_CHECKING:
+    from subscriber.lock import FolderLock
 
 __all__ = ["main"]
 
@@ -151,36 +153,22 @@ def _archive_only(bundle: EnrolmentBundle, path: Path) -> EnrolmentBundle:
     return bundle
 
 
-def lock_archive(db: Path) -> TextIO:
+def lock_archive(db: Path) -> FolderLock:
     """Lock ``db`` for this process's life (a lock file beside it); refuse if taken.
 
     Two archives on one SQLite file would each keep their own replay window and
     acknowledge what the other one stored. The lock is the kernel's (flock), so
     it is released when the process ends, however it ends.
     """
-    path = db.with_name(db.name + ".lock")
+    # Imported here: the archive loads the client stack anyway, a bare broker never.
+    from subscriber.lock import FolderLock
+
+    lock = FolderLock(db.with_name(db.name + ".lock"), "blo-broker archive")
     try:
-        db.parent.mkdir(parents=True, exist_ok=True)
-        handle = path.open("a+", encoding="utf-8")
-    except OSError as exc:
-        raise BrokerError(
-            f"{path}: {exc.strerror}: give --data a folder the archive may write"
-        ) from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "?"
-        handle.close()
-        raise BrokerError(
-            f"{db} is in use by another archive (process {holder}, lock {path}): "
-            "run one archive per file, or give this one another --data folder"
-        ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
-    return handle
+        lock.acquire()
+    except BloError as exc:
+        raise BrokerError(f"{db}: {exc}; run one archive per file") from None
+    return lock
 
 
 def _archive_bundle(pki: Path) -> EnrolmentBundle:
@@ -224,7 +212,7 @@ async def _run(settings: BrokerSettings) -> None:
         await asyncio.to_thread(archive.stop)
     await broker.stop()
     if lock is not None:
-        lock.close()
+        lock.release()
 
 
 def _archive_alone(args: argparse.Namespace) -> None:
@@ -249,7 +237,7 @@ def _archive_alone(args: argparse.Namespace) -> None:
 
     asyncio.run(wait())
     service.stop()
-    lock.close()
+    lock.release()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

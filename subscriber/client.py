@@ -108,7 +108,7 @@ class NodeClient:
         self.tick = tick
         self.catch_up_every = catch_up_every
         self._caught_up = 0.0
-        self._lock = FolderLock(data, f"blo-sub run for {self.me}")
+        self._lock = FolderLock(data / "link.lock", f"blo-sub run for {self.me}")
         self.inbox = Inbox(data / "inbox.sqlite3")
         self.outbox = Outbox(data / "outbox.sqlite3", bundle.signer())
         self.receiver = Receiver(bundle.trust_store(clock()), me=self.me)

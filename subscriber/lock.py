@@ -22,11 +22,11 @@ __all__ = ["FolderLock"]
 
 
 class FolderLock:
-    """An exclusive, non-blocking lock on ``folder`` for ``purpose`` (named to the next
-    one who tries)."""
+    """An exclusive, non-blocking lock on the file ``path`` (in the folder it guards),
+    held by ``purpose``: the next one who tries is told who holds it."""
 
-    def __init__(self, folder: Path, purpose: str, name: str = "link.lock") -> None:
-        self.path = folder / name
+    def __init__(self, path: Path, purpose: str) -> None:
+        self.path = path
         self.purpose = purpose
         self._file: IO[str] | None = None
 

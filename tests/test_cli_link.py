@@ -207,14 +207,14 @@ def test_two_archives_on_one_file_refused_and_the_first_says_why_it_has_no_link(
     archive_process: subprocess.Popen[str],
 ) -> None:
     lock = tmp_path / "arc" / "archive.sqlite3.lock"
-    assert wait_for(lambda: lock.exists() and lock.read_text().strip().isdigit(), 20)
+    assert wait_for(lambda: lock.exists() and "(pid " in lock.read_text(), 20)
     argv = [str(BIN / "blo-broker"), "archive", "--bundle", str(network.bundle("kh-archive"))]
     argv += ["--data", str(tmp_path / "arc"), "-p", str(free_port())]
     # Bounded: without the lock the second archive would start and run on.
     second = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert second.returncode == 1, second.stderr
     err = " ".join(second.stderr.split())
-    assert "in use by another archive" in err
+    assert "is in use by blo-broker archive" in err
     assert str(archive_process.pid) in err
     with pytest.raises(BrokerError):
         lock_archive(tmp_path / "arc" / "archive.sqlite3")
@@ -223,7 +223,7 @@ def test_two_archives_on_one_file_refused_and_the_first_says_why_it_has_no_link(
     assert "nothing listens" in out, out  # 9.13: the archive said why it has no link
     assert out.count("nothing listens") == 1, out
     # Positive control: once the first archive is gone, the file is free.
-    lock_archive(tmp_path / "arc" / "archive.sqlite3").close()
+    lock_archive(tmp_path / "arc" / "archive.sqlite3").release()
 
 
 # -- private TLS keys (9.15) ---------------------------------------------------------------
@@ -247,7 +247,7 @@ def test_no_private_key_is_left_in_a_file(
     written = [p for p in (*data.rglob("*"), *temp.rglob("*")) if p.is_file()]
     assert [p for p in written if b"PRIVATE KEY" in p.read_bytes()] == []
     assert list(temp.iterdir()) == []
-    assert {p.name for p in written} <= {"inbox.sqlite3", "outbox.sqlite3"} | {
+    assert {p.name for p in written} <= {"inbox.sqlite3", "outbox.sqlite3", "link.lock"} | {
         f"{n}.sqlite3-{x}" for n in ("inbox", "outbox") for x in ("wal", "shm")
     }
 
