@@ -5,13 +5,13 @@ cumulative sums), so 74 offices x 3 years take milliseconds, and returns the
 weeks it flags as ``Signal``s that explain themselves (trends/text.py).
 
     EARS C2         7-week baseline, lagged 2 weeks; sigma at least 1 (sparse counts);
-                    flags (x - mean) / sigma > 3
+                    flags (x - mean) / sigma > 5 (3 is the textbook limit; measured too noisy here)
     Poisson         mean of a 12-week baseline lagged 2 weeks (8 weeks at least);
                     flags P(X >= x) < alpha
     first seen      a crime or substance at a crossing with none in the 52 weeks before,
                     at an office that has reported for 52 weeks
     quantity spike  a week's largest seizure far above the crossing's usual size:
-                    log size above the past year's mean by 3 sd and at least 5 times
+                    log size above the past year's mean by 3.5 sd and at least 10 times
     Farrington GLM  quasi-Poisson log-linear model (level, trend, yearly sine and
                     cosine) on the 2 years before the week, lagged 2 weeks; flags the
                     2/3-power upper tail beyond alpha (docs/design.md, "Trends")
@@ -52,21 +52,21 @@ class Detector(StrEnum):
 class Settings:
     """Thresholds (the defaults are the measured ones in README.md)."""
 
-    ears_limit: float = 3.0
+    ears_limit: float = 5.0
     ears_weeks: int = 7
     lag: int = 2
     min_sigma: float = 1.0
     poisson_weeks: int = 12
     poisson_min_weeks: int = 8
-    poisson_alpha: float = 0.001
+    poisson_alpha: float = 0.0001
     min_count: int = 3
     first_seen_weeks: int = 52
     spike_weeks: int = 52
     spike_min_seizures: int = 6
-    spike_z: float = 3.0
-    spike_factor: float = 5.0
+    spike_z: float = 3.5
+    spike_factor: float = 10.0
     glm_weeks: int = 104
-    glm_alpha: float = 0.001
+    glm_alpha: float = 0.0001
     glm_min_total: int = 10
     detectors: frozenset[Detector] = field(default_factory=lambda: frozenset(Detector))
 

@@ -92,10 +92,9 @@ def explain(signal: Signal, lang: str = "en") -> str:
                 Detector.POISSON: "Poisson",
                 Detector.GLM: "GLM តាមរដូវ",
             }[d]
-            body = (
-                f"{_n(x)} ករណីសប្តាហ៍នេះ, កម្រិតមូលដ្ឋាន {e:.1f} +- {sd:.1f}, "
-                f"{_p(signal.p)} ({name})"
-            )
+            body = f"{_n(x)} ករណីសប្តាហ៍នេះ, កម្រិតមូលដ្ឋាន {e:.1f} +- {sd:.1f}, {_p(signal.p)}"
+            # The detector's name keeps its Latin digits (EARS C2 is a name, not a number).
+            return khmer_digits(head + body) + f" ({name})"
         return khmer_digits(head + body)
     if d is Detector.FIRST_SEEN:
         body = f"first seen in 52 weeks ({_n(x)} this week)"
