@@ -82,6 +82,6 @@ def read_archive(path: Path) -> Incidents:
         path,
         f"SELECT kind, data FROM envelopes WHERE kind IN ({int(Kind.INCIDENT)}, "
         f"{int(Kind.KEYSET)})",
-        "archive store (the archive's --store file)",
+        "archive store (archive.sqlite3 in the archive node's --data folder)",
     )
     return _collect(path, rows)
