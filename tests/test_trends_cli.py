@@ -1,0 +1,121 @@
+"""blo-trends end to end on a simulated history of real signed incidents; the summary's size."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from certs import Pki
+from schemas import Incident, Lang, Receiver, open_envelope, unpack_model
+from schemas.codec import pack
+from trends.cli import main
+from trends.errors import SourceError, SummaryError
+from trends.report import analyse
+from trends.simulate import Truth
+from trends.sources import read_archive, read_inbox
+from trends.summary import MAX_SUMMARY, TrendSummary, summary_for
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sim") / "sim"
+    assert main(["simulate", "--offices", "7", "--years", "2.2", "--seed", "5",
+                 "--out", str(out), "--end", "2026-06-29"]) == 0
+    return out
+
+
+def test_simulate_writes_signed_incidents_and_a_truth_file(sim: Path) -> None:
+    truth = Truth.loads((sim / "truth.json").read_text())
+    assert truth.events and len(truth.offices) == 7
+    archive = read_archive(sim / "archive.sqlite3")
+    kh = read_inbox(sim / "data" / "kh-nacd" / "inbox.sqlite3")
+    assert archive.unreadable == 0 and len(kh.items) > 500
+    assert {s for s, _ in kh.items} == {"kh-blo-bavet", "kh-blo-poipet"}
+    assert archive.regions["kh-blo-bavet"] == "kh-vn-bavet"
+    # Every stored incident verifies against Cambodia's PKI, as an HQ checks it.
+    import sqlite3
+
+    now = datetime(2026, 7, 1, tzinfo=UTC)
+    receiver = Receiver(Pki(sim / "pki" / "kh").trust_store(now))
+    db = sqlite3.connect(sim / "data" / "kh-nacd" / "inbox.sqlite3")
+    rows = db.execute("SELECT topic, data FROM messages LIMIT 50").fetchall()
+    for topic, data in rows:
+        result = receiver.receive(topic, data, now)
+        assert result.ok, result
+        assert isinstance(result.body, Incident)
+    assert open_envelope(rows[0][1]).header.sender.startswith("kh-blo-")
+
+
+def test_table_json_khmer_and_plots(sim: Path, capsys: pytest.CaptureFixture[str],
+                                    tmp_path: Path) -> None:
+    inbox = ["--data", str(sim / "data" / "kh-nacd"), "--week", "2026-W20"]
+    assert main(inbox) == 0
+    out = capsys.readouterr().out
+    assert "Levels per crossing, week 2026-W20" in out and "Bavet" in out
+    assert main(["--archive", str(sim / "archive.sqlite3"), "--json", "--week", "2026-W20"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["week"] == "2026-W20"
+    assert {lv["country"] for lv in doc["levels"]} == {"kh", "th", "la", "vn", "mm", "cn"}
+    assert all(set(s["text"]) == {"en", "km"} for s in doc["signals"])
+    assert main([*inbox, "--lang", "km"]) == 0
+    km = capsys.readouterr().out
+    assert "កម្រិតតាមច្រកព្រំដែន" in km and "២០២៦" in km
+    plots = tmp_path / "plots"
+    assert main(["--archive", str(sim / "archive.sqlite3"), "--plots", str(plots)]) == 0
+    names = sorted(p.name for p in plots.glob("*.png"))
+    assert "heatmap.png" in names and "crossings-kh.png" in names
+    assert all(p.stat().st_size > 10_000 for p in plots.glob("*.png"))
+
+
+def test_signals_show_first_in_the_table(sim: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    truth = Truth.loads((sim / "truth.json").read_text())
+    event = next(e for e in truth.events if e.kind == "outbreak")
+    from trends.weeks import label
+
+    weeks = [label(event.start_week + k) for k in range(3)]
+    found = []
+    for week in weeks:
+        assert main(["--archive", str(sim / "archive.sqlite3"), "--week", week]) == 0
+        out = capsys.readouterr().out
+        found.append(out.index("Active signals") < out.index("Levels per crossing")
+                     if "Active signals" in out else False)
+    assert any(found)
+
+
+def test_errors_name_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--archive", str(tmp_path / "none.sqlite3")]) == 1
+    assert "none.sqlite3: no such file" in capsys.readouterr().err
+    (tmp_path / "junk.sqlite3").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(SourceError, match="junk.sqlite3 cannot be read"):
+        read_archive(tmp_path / "junk.sqlite3")
+    assert main([]) == 1
+    assert "--bundle" in capsys.readouterr().err
+
+
+def test_summary_fits_one_kilobyte_in_english_and_khmer(sim: Path) -> None:
+    analysis = analyse(read_archive(sim / "archive.sqlite3"))
+    for level in analysis.levels:
+        summary = summary_for(analysis, level.office)
+        wire = pack(summary)
+        assert len(wire) <= MAX_SUMMARY
+        assert unpack_model(TrendSummary, wire, max_len=MAX_SUMMARY) == summary
+        assert set(summary.headline) == {Lang.EN, Lang.KM}
+    # Many signals: trimmed to the budget, own crossing's first.
+    from dataclasses import replace
+
+    from trends.detectors import Detector, Signal
+
+    key = next(k for k in analysis.counts.keys if k.office == "kh-blo-bavet")
+    many = [Signal(Detector.POISSON, key, analysis.week, 9.0 + i, 1.2, 0.9, 1e-5)
+            for i in range(8)]
+    busy = replace(analysis, signals=many)
+    summary = summary_for(busy, "kh-blo-bavet")
+    assert 0 < len(summary.signals) <= 8 and len(pack(summary)) <= MAX_SUMMARY
+    assert summary.signals[0].place == "Bavet"
+    with pytest.raises(SummaryError, match="kh-blo-nowhere"):
+        summary_for(analysis, "kh-blo-nowhere")
+    with pytest.raises(SummaryError, match="over the 40-byte budget"):
+        summary_for(analysis, "kh-blo-bavet", limit=40)
