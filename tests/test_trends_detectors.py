@@ -15,14 +15,31 @@ from trends.records import Record
 W0 = 2800  # an arbitrary week number
 
 
-def series(counts: list[int], *, substance: str = "heroin", sizes: list[float] | None = None,
-           office: str = "kh-blo-bavet", start: int = W0) -> list[Record]:
+def series(
+    counts: list[int],
+    *,
+    substance: str = "heroin",
+    sizes: list[float] | None = None,
+    office: str = "kh-blo-bavet",
+    start: int = W0,
+) -> list[Record]:
     out = []
     for i, c in enumerate(counts):
         for j in range(c):
             q = sizes[i] if sizes is not None and j == 0 else 1.0
-            out.append(Record(start + i, office, "Bavet", "kh", "kh-vn-bavet",
-                              Crime.DRUG_TRAFFICKING, substance, q, "kg"))
+            out.append(
+                Record(
+                    start + i,
+                    office,
+                    "Bavet",
+                    "kh",
+                    "kh-vn-bavet",
+                    Crime.DRUG_TRAFFICKING,
+                    substance,
+                    q,
+                    "kg",
+                )
+            )
     return out
 
 
@@ -119,6 +136,10 @@ def test_explanations_in_english_and_khmer() -> None:
     counts = weekly_counts(series([*BASE, 9]))
     (signal, *_rest) = [s for s in detect(counts, [W0 + 14]) if s.detector is Detector.POISSON]
     line = signal.explain("en")
-    assert line.startswith("Bavet, heroin: 9 incidents this week, baseline 0.9 +- 0.7, p < 0.0001 (Poisson)")
+    assert line.startswith(
+        "Bavet, heroin: 9 incidents this week, baseline 0.9 +- 0.7, p < 0.0001 (Poisson)"
+    )
     km = signal.explain("km")
-    assert "ហេរ៉ូអ៊ីន" in km and "៩" in km and "9" not in km.split("(")[0]
+    assert "ហេរ៉ូអ៊ីន" in km
+    assert "៩" in km
+    assert "9" not in km.split("(")[0]

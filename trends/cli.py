@@ -1,9 +1,9 @@
 """``blo-trends``: weekly counts, signals and levels from a node's inbox or the archive.
 
-    blo-trends --bundle kh-nacd.json [--data DIR]     an HQ's inbox
-    blo-trends --archive blo-data/kh-archive/archive.sqlite3
-        [--week 2026-W26] [--json] [--lang km] [--plots DIR]
-    blo-trends simulate --offices 74 --years 3 --seed 7 --out sim
+blo-trends --bundle kh-nacd.json [--data DIR]     an HQ's inbox
+blo-trends --archive blo-data/kh-archive/archive.sqlite3
+    [--week 2026-W26] [--json] [--lang km] [--plots DIR]
+blo-trends simulate --offices 74 --years 3 --seed 7 --out sim
 """
 
 from __future__ import annotations
@@ -77,8 +77,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", type=Path, help="the node's enrolment bundle (finds its inbox)")
     p.add_argument("--data", type=Path, help="the node's folder (default blo-data/NODE)")
     p.add_argument("--archive", type=Path, help="the archive's store file instead of an inbox")
-    p.add_argument("--week", type=_week, help="the week to analyse, e.g. 2026-W26 "
-                   "(default: the last complete week)")
+    p.add_argument(
+        "--week",
+        type=_week,
+        help="the week to analyse, e.g. 2026-W26 (default: the last complete week)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--lang", default="en", choices=["en", "km"], help="language of the report")
     p.add_argument("--plots", type=Path, help="write PNG plots into this folder")
@@ -96,8 +99,12 @@ def _sim_parser() -> argparse.ArgumentParser:
     p.add_argument("--years", type=float, default=3, help="years of history")
     p.add_argument("--seed", type=int, default=1, help="random seed (the history is fixed by it)")
     p.add_argument("--out", type=Path, required=True, help="a new or empty folder")
-    p.add_argument("--end", type=date.fromisoformat, help="a day in the last week simulated "
-                   "(default: a week ago, so the last complete week is the newest)")
+    p.add_argument(
+        "--end",
+        type=date.fromisoformat,
+        help="a day in the last week simulated "
+        "(default: a week ago, so the last complete week is the newest)",
+    )
     p.add_argument("--no-events", action="store_true", help="inject nothing (false-alarm runs)")
     return p
 
@@ -176,8 +183,12 @@ def _table(a: Analysis, src: Incidents, lang: str, rows: int) -> None:
         t.add_column(w["detector"])
         t.add_column(w["line"])
         for s in a.signals:
-            t.add_row(s.key.level, s.detector.value, s.explain(lang), style="bold red"
-                      if s.key.level == "crossing" else "")
+            t.add_row(
+                s.key.level,
+                s.detector.value,
+                s.explain(lang),
+                style="bold red" if s.key.level == "crossing" else "",
+            )
         console.print(t)
     else:
         console.print(w["none"].format(week=week))
@@ -185,8 +196,9 @@ def _table(a: Analysis, src: Incidents, lang: str, rows: int) -> None:
     for col in ("crossing", "country", "this", "usual", "cusual", "top"):
         t.add_column(w[col], justify="right" if col in ("this", "usual", "cusual") else "left")
     flagged = {s.key.office for s in a.signals if s.key.level == "crossing"}
-    shown = sorted(a.levels, key=lambda lv: (lv.office not in flagged, -lv.this_week / max(
-        lv.usual, 0.5)))[:rows]
+    shown = sorted(
+        a.levels, key=lambda lv: (lv.office not in flagged, -lv.this_week / max(lv.usual, 0.5))
+    )[:rows]
     for lv in shown:
         top = lv.top
         if lang == "km":
@@ -194,9 +206,15 @@ def _table(a: Analysis, src: Incidents, lang: str, rows: int) -> None:
 
             crimes = {c.value.replace("_", " "): km for c, km in CRIME_KM.items()}
             top = crimes.get(top) or SUBSTANCE_KM.get(top, top)
-        t.add_row(lv.crossing, lv.country.upper(), num(str(lv.this_week)),
-                  num(f"{lv.usual:.1f}"), num(f"{lv.country_usual:.1f}"), top,
-                  style="bold" if lv.office in flagged else "")
+        t.add_row(
+            lv.crossing,
+            lv.country.upper(),
+            num(str(lv.this_week)),
+            num(f"{lv.usual:.1f}"),
+            num(f"{lv.country_usual:.1f}"),
+            top,
+            style="bold" if lv.office in flagged else "",
+        )
     console.print(t)
 
 
@@ -228,11 +246,18 @@ def _simulate(argv: Sequence[str]) -> int:
     args = _sim_parser().parse_args(argv)
     now = datetime.now(UTC).replace(microsecond=0)
     end = args.end or (now - timedelta(days=7)).date()
-    hist = history(args.offices, args.years, args.seed,
-                   datetime(end.year, end.month, end.day, tzinfo=UTC), inject=not args.no_events)
-    print(f"{len(hist.incidents)} incidents at {len(hist.offices)} offices, weeks "
-          f"{label(hist.truth.first_week)} to {label(hist.truth.last_week)}, "
-          f"{len(hist.truth.events)} injected events")
+    hist = history(
+        args.offices,
+        args.years,
+        args.seed,
+        datetime(end.year, end.month, end.day, tzinfo=UTC),
+        inject=not args.no_events,
+    )
+    print(
+        f"{len(hist.incidents)} incidents at {len(hist.offices)} offices, weeks "
+        f"{label(hist.truth.first_week)} to {label(hist.truth.last_week)}, "
+        f"{len(hist.truth.events)} injected events"
+    )
     paths = write(hist, args.out, now, progress=None)
     print(f"archive store: {paths['archive']}")
     print(f"truth file:    {paths['truth']}")

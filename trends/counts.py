@@ -100,9 +100,7 @@ def weekly_counts(
         s = index.get(k)
         if s is None:
             s = index[k] = len(keys)
-            keys.append(
-                SeriesKey(r.crossing, r.crime, r.substance, r.office, r.country, r.region)
-            )
+            keys.append(SeriesKey(r.crossing, r.crime, r.substance, r.office, r.country, r.region))
             unit_votes.append({})
         rows.append(s)
         cols.append(r.week - lo)
@@ -119,7 +117,9 @@ def weekly_counts(
         c_ = np.asarray(cols)
         np.add.at(counts, (r_, c_), 1)
         # Only amounts in the series' own unit are summed (tablets never add to kg).
-        same = np.asarray([u == series_unit[s] and u != "" for s, u in zip(rows, units)])
+        same = np.asarray(
+            [u == series_unit[s] and u != "" for s, u in zip(rows, units, strict=True)]
+        )
         a_ = np.asarray(amounts)
         if same.any():
             np.add.at(quantity, (r_[same], c_[same]), a_[same])

@@ -1,10 +1,10 @@
 """The exception tree of the trends package, under blo-alert's one root::
 
-    BloError
-    └── TrendsError          anything trends cannot do
-        ├── SourceError      an inbox or archive file that cannot be read
-        ├── SimulateError    a simulation asked for something impossible
-        └── SummaryError     a trend summary too large for the wire budget
+BloError
+└── TrendsError          anything trends cannot do
+    ├── SourceError      an inbox or archive file that cannot be read
+    ├── SimulateError    a simulation asked for something impossible
+    └── SummaryError     a trend summary too large for the wire budget
 """
 
 from __future__ import annotations

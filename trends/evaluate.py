@@ -58,8 +58,10 @@ class Score:
 
 def _series(signal: Signal, event: Event) -> bool:
     k = signal.key
-    return k.office == event.office and k.crime.value == event.crime and k.substance == (
-        event.substance
+    return (
+        k.office == event.office
+        and k.crime.value == event.crime
+        and k.substance == (event.substance)
     )
 
 
@@ -69,9 +71,7 @@ def _series(signal: Signal, event: Event) -> bool:
 OUTBREAK_DETECTORS = frozenset({*_COUNTING, Detector.FIRST_SEEN})
 
 
-def score(
-    signals: Iterable[Signal], truth: Truth, *, within: int = 2, warmup: int = 14
-) -> Score:
+def score(signals: Iterable[Signal], truth: Truth, *, within: int = 2, warmup: int = 14) -> Score:
     """Score ``signals`` (over the whole history) against ``truth``."""
     signals = [s for s in signals if s.key.level == "crossing"]
     spikes = _false_weeks([s for s in signals if s.detector is Detector.QUANTITY], truth, warmup)

@@ -15,14 +15,15 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import numpy.typing as npt  # noqa: E402
-from matplotlib.colors import PowerNorm  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import numpy.typing as npt
+from matplotlib.colors import PowerNorm
+from matplotlib.patches import Rectangle
 
-from trends.detectors import Settings, Signal, detect  # noqa: E402
-from trends.report import Analysis  # noqa: E402
-from trends.weeks import label, monday  # noqa: E402
+from trends.detectors import Settings, Signal, detect
+from trends.report import Analysis
+from trends.weeks import label, monday
 
 __all__ = ["plot_all"]
 
@@ -84,14 +85,27 @@ def plot_all(analysis: Analysis, folder: Path, settings: Settings | None = None)
             full = totals[i, :end]
             mean, sd = _band(full)
             x, m, s = full[start:], mean[start:], sd[start:]
-            ax.fill_between(dates, np.maximum(m - 2 * s, 0), m + 2 * s, color="#9ecae1",
-                            alpha=0.6, linewidth=0, label="baseline +- 2 sd")
+            ax.fill_between(
+                dates,
+                np.maximum(m - 2 * s, 0),
+                m + 2 * s,
+                color="#9ecae1",
+                alpha=0.6,
+                linewidth=0,
+                label="baseline +- 2 sd",
+            )
             ax.plot(dates, m, color="#3182bd", linewidth=0.8)
             ax.step(dates, x, where="mid", color="#222222", linewidth=1.0, label="incidents")
             hits = [j for j, w in enumerate(weeks) if int(w) in flagged.get(offices[i], set())]
             if hits:
-                ax.scatter([dates[j] for j in hits], x[hits], color="#d62728", s=18, zorder=3,
-                           label="signal")
+                ax.scatter(
+                    [dates[j] for j in hits],
+                    x[hits],
+                    color="#d62728",
+                    s=18,
+                    zorder=3,
+                    label="signal",
+                )
             ax.set_title(names[i], fontsize=9, loc="left")
             ax.set_ylim(bottom=0)
             ax.tick_params(labelsize=7)
@@ -109,16 +123,25 @@ def plot_all(analysis: Analysis, folder: Path, settings: Settings | None = None)
         written.append(path)
     fig, ax = plt.subplots(figsize=(12, max(3.0, 0.16 * len(offices) + 1.2)))
     view = totals[:, start:end]
-    image = ax.imshow(view, aspect="auto", cmap="YlOrRd", interpolation="nearest",
-                      norm=PowerNorm(0.5, vmin=0, vmax=max(float(view.max()), 1.0)))
+    image = ax.imshow(
+        view,
+        aspect="auto",
+        cmap="YlOrRd",
+        interpolation="nearest",
+        norm=PowerNorm(0.5, vmin=0, vmax=max(float(view.max()), 1.0)),
+    )
     for i, office in enumerate(offices):
         for j, w in enumerate(weeks):
             if int(w) in flagged.get(office, set()):
-                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False,
-                                           edgecolor="#08306b", linewidth=1.0))
+                ax.add_patch(
+                    Rectangle(
+                        (j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#08306b", linewidth=1.0
+                    )
+                )
     ax.set_yticks(range(len(offices)))
-    ax.set_yticklabels([f"{o[:2].upper()} {n}" for o, n in zip(offices, names, strict=True)],
-                       fontsize=6)
+    ax.set_yticklabels(
+        [f"{o[:2].upper()} {n}" for o, n in zip(offices, names, strict=True)], fontsize=6
+    )
     step = 4
     ax.set_xticks(range(0, len(weeks), step))
     ax.set_xticklabels([label(int(w)) for w in weeks[::step]], fontsize=7, rotation=60)

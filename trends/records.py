@@ -82,7 +82,9 @@ def records_of(
                     amounts[name] = (held[0] + amount, unit)
             for name, (amount, unit) in amounts.items():
                 out.append(
-                    Record(week, sender, crossing, country, region, incident.crime, name, amount, unit)
+                    Record(
+                        week, sender, crossing, country, region, incident.crime, name, amount, unit
+                    )
                 )
             continue
         amount, unit = 0.0, ""

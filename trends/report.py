@@ -69,16 +69,29 @@ def _levels(counts: Counts, week: int) -> list[Level]:
         window = counts.counts[series, lo : col + 1]
         top = max(range(len(series)), key=lambda i: window[i].sum())
         rows.append(
-            (office, first, int(counts.counts[series, col].sum()),
-             float(window.sum(axis=0).mean()), counts.keys[series[top]].what)
+            (
+                office,
+                first,
+                int(counts.counts[series, col].sum()),
+                float(window.sum(axis=0).mean()),
+                counts.keys[series[top]].what,
+            )
         )
     usual_by_country: dict[str, list[float]] = {}
     for _office, key, _now, usual, _top in rows:
         usual_by_country.setdefault(key.country, []).append(usual)
     return sorted(
         (
-            Level(office, key.place, key.country, key.region, now, usual,
-                  float(np.mean(usual_by_country[key.country])), top)
+            Level(
+                office,
+                key.place,
+                key.country,
+                key.region,
+                now,
+                usual,
+                float(np.mean(usual_by_country[key.country])),
+                top,
+            )
             for office, key, now, usual, top in rows
         ),
         key=lambda lv: (lv.country, -lv.this_week, lv.crossing),
@@ -91,9 +104,7 @@ def analyse(
     settings: Settings | None = None,
 ) -> Analysis:
     """Analyse ``week`` (default: the newest week with an incident) of ``source``."""
-    records = (
-        records_of(source.items, source.regions) if isinstance(source, Incidents) else source
-    )
+    records = records_of(source.items, source.regions) if isinstance(source, Incidents) else source
     newest = max((r.week for r in records), default=0)
     week = newest if week is None else week
     counts = weekly_counts(records, last_week=week)

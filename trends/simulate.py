@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, time, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -136,7 +135,7 @@ class History:
 def _season(crime: Crime, week: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
     # Drugs peak in the dry season (Jan-Mar), migration after Khmer/Thai New Year (Apr-May).
     peak = {Crime.MIGRANT_SMUGGLING: 16, Crime.HUMAN_TRAFFICKING: 18}.get(crime, 6)
-    return 1 + 0.35 * np.cos(2 * np.pi * (week - peak) / _YEAR)
+    return np.asarray(1 + 0.35 * np.cos(2 * np.pi * (week - peak) / _YEAR), dtype=np.float64)
 
 
 def history(
@@ -160,7 +159,7 @@ def history(
     rng = np.random.default_rng(seed)
     chosen = pick(offices)
     last = week_of_date((end or datetime(2026, 6, 29, tzinfo=UTC)).date())
-    n = int(round(years * _YEAR))
+    n = round(years * _YEAR)
     first = last - n + 1
     weeks = np.arange(first, last + 1)
     office_years = offices * years
@@ -211,8 +210,16 @@ def history(
             busy.add((o, s, k))
         crime, sub = _SERIES[s][0], _SERIES[s][1]
         events.append(
-            Event("outbreak", chosen[o].node, chosen[o].crossing, crime.value, sub,
-                  int(weeks[start]), length, round(extra, 2))
+            Event(
+                "outbreak",
+                chosen[o].node,
+                chosen[o].crossing,
+                crime.value,
+                sub,
+                int(weeks[start]),
+                length,
+                round(extra, 2),
+            )
         )
     tries = 0
     while len([e for e in events if e.kind == "quantity"]) < n_spk and tries < 10_000:
@@ -229,8 +236,16 @@ def history(
         scale[o, s, k] = factor
         crime, sub = _SERIES[s][0], _SERIES[s][1]
         events.append(
-            Event("quantity", chosen[o].node, chosen[o].crossing, crime.value, sub,
-                  int(weeks[k]), 1, round(factor, 1))
+            Event(
+                "quantity",
+                chosen[o].node,
+                chosen[o].crossing,
+                crime.value,
+                sub,
+                int(weeks[k]),
+                1,
+                round(factor, 1),
+            )
         )
     taken: set[tuple[int, str]] = set()
     tries = 0
@@ -243,20 +258,28 @@ def history(
             continue
         sub = str(rng.choice(options))
         start = int(rng.integers(60, n - 2))
-        level = float(rng.uniform(0.3, 1.0))
+        new_level = float(rng.uniform(0.3, 1.0))
         taken.add((o, sub))
         unit, median = _NEW_SIZE.get(sub, (Unit.KG, 0.3))
-        extra_series.append((o, sub, unit, median, start, level))
+        extra_series.append((o, sub, unit, median, start, new_level))
         events.append(
-            Event("new_substance", chosen[o].node, chosen[o].crossing,
-                  Crime.DRUG_TRAFFICKING.value, sub, int(weeks[start]), n - start, level)
+            Event(
+                "new_substance",
+                chosen[o].node,
+                chosen[o].crossing,
+                Crime.DRUG_TRAFFICKING.value,
+                sub,
+                int(weeks[start]),
+                n - start,
+                new_level,
+            )
         )
     out: list[SimIncident] = []
     sigma = 0.9
     for o, s, k in zip(*np.nonzero(counts), strict=True):
         crime, sub, _base, unit, median, _share = _SERIES[s]
         for _ in range(int(counts[o, s, k])):
-            q = 0.0
+            q: float = 0.0
             if unit is not None:
                 if scale[o, s, k] > 1:
                     # A record seizure: the factor times the usual size, once.
@@ -264,16 +287,27 @@ def history(
                     scale[o, s, k] = 1.0
                 else:
                     q = float(median * rng.lognormal(0.0, sigma))
-            out.append(SimIncident(int(o), int(weeks[k]), crime, sub, q, unit,
-                                   int(rng.integers(7 * 24 * 60))))
-    for o, sub, unit, median, start, level in extra_series:
-        new_counts = rng.poisson(level * noise[o, start:])
+            out.append(
+                SimIncident(
+                    int(o), int(weeks[k]), crime, sub, q, unit, int(rng.integers(7 * 24 * 60))
+                )
+            )
+    for o, sub, unit, median, start, new_level in extra_series:
+        new_counts = rng.poisson(new_level * noise[o, start:])
         new_counts[0] = max(new_counts[0], 1)  # the truth's start is its first incident
         for j, c in enumerate(new_counts.tolist()):
             for _ in range(c):
-                out.append(SimIncident(o, int(weeks[start + j]), Crime.DRUG_TRAFFICKING, sub,
-                                       float(median * rng.lognormal(0.0, sigma)), unit,
-                                       int(rng.integers(7 * 24 * 60))))
+                out.append(
+                    SimIncident(
+                        o,
+                        int(weeks[start + j]),
+                        Crime.DRUG_TRAFFICKING,
+                        sub,
+                        float(median * rng.lognormal(0.0, sigma)),
+                        unit,
+                        int(rng.integers(7 * 24 * 60)),
+                    )
+                )
     out.sort(key=lambda i: (i.office, i.week, i.minute))
     truth = Truth(seed, [o.node for o in chosen], first, last, events)
     return History(chosen, out, truth)
@@ -290,8 +324,11 @@ def to_incident(office: Office, sim: SimIncident, rng: np.random.Generator) -> I
             quantity, unit = quantity * 1000, Unit.G  # small seizures are weighed in grams
         if unit in (Unit.TABLET, Unit.PIECE, Unit.CARTON):
             quantity = float(max(1, round(quantity)))
-        items = (Item(substance=sim.substance or sim.crime.value, quantity=round(quantity, 3),
-                      unit=unit),)
+        items = (
+            Item(
+                substance=sim.substance or sim.crime.value, quantity=round(quantity, 3), unit=unit
+            ),
+        )
     return Incident(
         crime=sim.crime,
         occurred=occurred,
@@ -342,9 +379,7 @@ def write(
     for cc in countries:
         pki = pkis[cc] = Pki(out / "pki" / cc)
         pki.init(cc, f"{cc}-nacd", start, days=days + 3650)
-        specs = [
-            NodeSpec(o.node, Role.BLO, (o.region,)) for o in hist.offices if o.country == cc
-        ]
+        specs = [NodeSpec(o.node, Role.BLO, (o.region,)) for o in hist.offices if o.country == cc]
         pki.issue_many(specs, start, days=days, bundles=False)
     for cc, pki in pkis.items():
         for other in countries:
@@ -383,8 +418,15 @@ def write(
         for seq, sim in enumerate(sims, start=1):
             incident = to_incident(office, sim, rng)
             issued = min(incident.occurred + timedelta(hours=2), now)
-            wire = seal(signer, incident, seq=seq, scope=scope, issued=issued,
-                        expires=issued + timedelta(days=365), epoch=epoch)
+            wire = seal(
+                signer,
+                incident,
+                seq=seq,
+                scope=scope,
+                issued=issued,
+                expires=issued + timedelta(days=365),
+                epoch=epoch,
+            )
             result = receiver.receive(topic, wire, now)
             if not result.ok:
                 raise SimulateError(f"{office.node} #{seq} refused: {result}")
@@ -409,5 +451,7 @@ def write(
 def incidents_of(hist: History) -> list[tuple[str, Incident]]:
     """The history as (sender, incident) pairs, unsigned (for fast measurement)."""
     rng = np.random.default_rng(hist.truth.seed + 1)
-    return [(hist.offices[s.office].node, to_incident(hist.offices[s.office], s, rng))
-            for s in hist.incidents]
+    return [
+        (hist.offices[s.office].node, to_incident(hist.offices[s.office], s, rng))
+        for s in hist.incidents
+    ]

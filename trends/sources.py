@@ -50,14 +50,14 @@ def _collect(path: Path, rows: list[tuple[int, bytes]]) -> Incidents:
     return Incidents(path, out.items, out.regions, bad)
 
 
-def _query(path: Path, sql: str, what: str) -> list[tuple[int, bytes]]:
+def _query(path: Path, sql: str, args: tuple[int, ...], what: str) -> list[tuple[int, bytes]]:
     if not path.is_file():
         raise SourceError(f"{path}: no such file; give the {what}")
     try:
         # Read-only: analysing must never change a node's or the archive's file.
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            return db.execute(sql).fetchall()
+            return db.execute(sql, args).fetchall()
         finally:
             db.close()
     except sqlite3.Error as exc:
@@ -69,8 +69,8 @@ def read_inbox(path: Path) -> Incidents:
     # The inbox keeps keysets in its own table (subscriber/inbox.py, ``trust``).
     rows = _query(
         path,
-        f"SELECT kind, data FROM messages WHERE kind = {int(Kind.INCIDENT)} "
-        f"UNION ALL SELECT {int(Kind.KEYSET)}, data FROM trust",
+        "SELECT kind, data FROM messages WHERE kind = ? UNION ALL SELECT ?, data FROM trust",
+        (int(Kind.INCIDENT), int(Kind.KEYSET)),
         "node's inbox (DATA/inbox.sqlite3)",
     )
     return _collect(path, rows)
@@ -80,8 +80,8 @@ def read_archive(path: Path) -> Incidents:
     """Every incident in the archive's store (broker/archive.py, ``envelopes``)."""
     rows = _query(
         path,
-        f"SELECT kind, data FROM envelopes WHERE kind IN ({int(Kind.INCIDENT)}, "
-        f"{int(Kind.KEYSET)})",
+        "SELECT kind, data FROM envelopes WHERE kind IN (?, ?)",
+        (int(Kind.INCIDENT), int(Kind.KEYSET)),
         "archive store (archive.sqlite3 in the archive node's --data folder)",
     )
     return _collect(path, rows)
