@@ -12,17 +12,17 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 from schemas import BloError
 from trends.detectors import Signal
 from trends.errors import SourceError
-from trends.report import Analysis, analyse
-from trends.sources import Incidents, read_archive, read_inbox
+from trends.report import Analysis, analyse, history_weeks
+from trends.sources import Incidents, newest, read_archive, read_inbox
 from trends.text import CRIME_KM, khmer_digits
-from trends.weeks import label, week_of, week_of_date
+from trends.weeks import label, monday, week_of, week_of_date
 
 __all__ = ["main"]
 
@@ -109,9 +109,10 @@ def _sim_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _source(args: argparse.Namespace) -> Incidents:
+def _where(args: argparse.Namespace) -> tuple[Path, bool]:
+    """The file to read and whether it is an archive store."""
     if args.archive:
-        return read_archive(args.archive)
+        return args.archive, True
     if args.data is None and args.bundle is None:
         raise SourceError("give --bundle (and --data) of a node, or --archive FILE")
     folder = args.data
@@ -119,7 +120,7 @@ def _source(args: argparse.Namespace) -> Incidents:
         from certs import EnrolmentBundle
 
         folder = Path("blo-data") / EnrolmentBundle.load(args.bundle).node
-    return read_inbox(folder / "inbox.sqlite3")
+    return folder / "inbox.sqlite3", False
 
 
 def _signal_doc(s: Signal) -> dict[str, Any]:
@@ -220,13 +221,21 @@ def _table(a: Analysis, src: Incidents, lang: str, rows: int) -> None:
 
 def _analyse(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
-    src = _source(args)
-    if not src.items:
-        raise SourceError(f"{src.source} holds no incidents: nothing to analyse")
+    path, archive = _where(args)
+    last = newest(path, archive)
+    if last is None:
+        raise SourceError(f"{path} holds no incidents: nothing to analyse")
     now = datetime.now(UTC)
-    newest = max(week_of(i.occurred) for _s, i in src.items)
     # The last complete week by the clock, unless the data ends earlier (an old copy).
-    week = args.week if args.week is not None else min(week_of(now) - 1, newest)
+    latest = week_of(datetime.fromtimestamp(last, UTC))
+    week = args.week if args.week is not None else min(week_of(now) - 1, latest)
+    # Only what the detectors' longest baseline needs is read (plots show a year of
+    # flags, each with its own baseline: they read everything).
+    since = 0
+    if not args.plots:
+        start = monday(week - history_weeks()) - timedelta(days=1)  # a day for time zones
+        since = int(datetime.combine(start, time(), UTC).timestamp())
+    src = read_archive(path, since) if archive else read_inbox(path, since)
     a = analyse(src, week)
     if args.json:
         print(_json(a, src))
@@ -235,8 +244,8 @@ def _analyse(argv: Sequence[str]) -> int:
     if args.plots:
         from trends.plots import plot_all
 
-        for path in plot_all(a, args.plots):
-            print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
+        for png in plot_all(a, args.plots):
+            print(f"wrote {png}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 

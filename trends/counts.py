@@ -53,6 +53,11 @@ class Counts:
     quantity: npt.NDArray[np.float64]
     largest: npt.NDArray[np.float64]
     units: list[str]
+    #: Per week, the weighed seizures (in the series' unit), the sum of their logs and of
+    #: their squared logs: the quantity spike's per-seizure baseline.
+    weighed: npt.NDArray[np.float64]
+    log_sum: npt.NDArray[np.float64]
+    log_sq: npt.NDArray[np.float64]
     #: First week each office reported anything (first seen needs a year of history).
     office_start: dict[str, int]
 
@@ -112,6 +117,9 @@ def weekly_counts(
     counts = np.zeros((len(keys), n), dtype=np.int64)
     quantity = np.zeros((len(keys), n))
     largest = np.zeros((len(keys), n))
+    weighed = np.zeros((len(keys), n))
+    log_sum = np.zeros((len(keys), n))
+    log_sq = np.zeros((len(keys), n))
     if rows:
         r_ = np.asarray(rows)
         c_ = np.asarray(cols)
@@ -124,6 +132,10 @@ def weekly_counts(
         if same.any():
             np.add.at(quantity, (r_[same], c_[same]), a_[same])
             np.maximum.at(largest, (r_[same], c_[same]), a_[same])
+            logs = np.log(a_[same])
+            np.add.at(weighed, (r_[same], c_[same]), 1.0)
+            np.add.at(log_sum, (r_[same], c_[same]), logs)
+            np.add.at(log_sq, (r_[same], c_[same]), logs * logs)
     order = sorted(range(len(keys)), key=keys.__getitem__)
     return Counts(
         [keys[i] for i in order],
@@ -132,6 +144,9 @@ def weekly_counts(
         quantity[order],
         largest[order],
         [series_unit[i] for i in order],
+        weighed[order],
+        log_sum[order],
+        log_sq[order],
         office_start,
     )
 
@@ -165,6 +180,9 @@ def rollup(counts: Counts, level: Literal["country", "region"]) -> Counts:
     units = []
     quantity = np.zeros((len(keys), n))
     largest = np.zeros((len(keys), n))
+    weighed = np.zeros((len(keys), n))
+    log_sum = np.zeros((len(keys), n))
+    log_sq = np.zeros((len(keys), n))
     for g, key in enumerate(keys):
         members = groups[key]
         unit = max((counts.units[s] for s in members), key=[counts.units[s] for s in members].count)
@@ -173,6 +191,9 @@ def rollup(counts: Counts, level: Literal["country", "region"]) -> Counts:
         if unit:
             quantity[g] = counts.quantity[same].sum(axis=0)
             largest[g] = counts.largest[same].max(axis=0)
+            weighed[g] = counts.weighed[same].sum(axis=0)
+            log_sum[g] = counts.log_sum[same].sum(axis=0)
+            log_sq[g] = counts.log_sq[same].sum(axis=0)
     return Counts(
         keys,
         counts.first_week,
@@ -180,5 +201,8 @@ def rollup(counts: Counts, level: Literal["country", "region"]) -> Counts:
         quantity,
         largest,
         units,
+        weighed,
+        log_sum,
+        log_sq,
         {},
     )

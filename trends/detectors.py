@@ -11,7 +11,7 @@ weeks it flags as ``Signal``s that explain themselves (trends/text.py).
     first seen      a crime or substance at a crossing with none in the 52 weeks before,
                     at an office that has reported for 52 weeks
     quantity spike  a week's largest seizure far above the crossing's usual size:
-                    log size above the past year's mean by 3.5 sd and at least 10 times
+                    log size above the mean log of the past year's seizures by 3.5 sd and 10 times
     Farrington GLM  quasi-Poisson log-linear model (level, trend, yearly sine and
                     cosine) on the 2 years before the week, lagged 2 weeks; flags the
                     2/3-power upper tail beyond alpha (docs/design.md, "Trends")
@@ -173,17 +173,17 @@ def _first_seen(counts: Counts, x: F64, st: Settings) -> _Flags:
 
 def _quantity(counts: Counts, st: Settings) -> _Flags:
     big = counts.largest
-    has = (big > 0).astype(np.float64)
     logs = np.log(np.where(big > 0, big, 1.0))
-    n, _ = _window_sums(has, 1, st.spike_weeks)
-    total, _ = _window_sums(logs, 1, st.spike_weeks)
-    total2, _ = _window_sums(logs * logs, 1, st.spike_weeks)
+    # The usual size is that of single seizures over the past year (not of each week's
+    # largest, which is larger wherever seizures are frequent).
+    n, _ = _window_sums(counts.weighed, 1, st.spike_weeks)
+    total, _ = _window_sums(counts.log_sum, 1, st.spike_weeks)
+    total2, _ = _window_sums(counts.log_sq, 1, st.spike_weeks)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(n > 0, total / np.maximum(n, 1), 0.0)
         var = np.where(n > 1, (total2 - n * mean * mean) / np.maximum(n - 1, 1), 0.0)
-    sd = np.sqrt(np.maximum(var, 0.0))
     # A floor on the spread: a crossing whose seizures were all 1 kg is not alarmed by 1.3 kg.
-    sd = np.maximum(sd, 0.1)
+    sd = np.maximum(np.sqrt(np.maximum(var, 0.0)), 0.1)
     margin = np.maximum(st.spike_z * sd, np.log(st.spike_factor))
     flag = (big > 0) & (n >= st.spike_min_seizures) & (logs > mean + margin)
     z = (logs - mean) / sd

@@ -17,10 +17,24 @@ from trends.records import Record, records_of
 from trends.sources import Incidents
 from trends.weeks import label
 
-__all__ = ["LEVEL_WEEKS", "Analysis", "Level", "analyse"]
+__all__ = ["LEVEL_WEEKS", "Analysis", "Level", "analyse", "history_weeks"]
 
 #: The weeks a crossing's usual level is averaged over.
 LEVEL_WEEKS = 12
+
+
+def history_weeks(settings: Settings | None = None) -> int:
+    """How many weeks before the analysed one every detector needs (the longest
+    baseline: the GLM's two years and lag); older incidents change nothing."""
+    st = settings or Settings()
+    return max(
+        st.glm_weeks + st.lag,
+        st.first_seen_weeks + 1,
+        st.spike_weeks + 1,
+        st.poisson_weeks + st.lag,
+        st.ears_weeks + st.lag,
+        LEVEL_WEEKS,
+    )
 
 
 @dataclass(frozen=True, slots=True)

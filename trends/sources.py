@@ -11,11 +11,12 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from schemas import BloError, Incident, Keyset, Kind, open_envelope
 from trends.errors import SourceError
 
-__all__ = ["Incidents", "read_archive", "read_inbox"]
+__all__ = ["Incidents", "newest", "read_archive", "read_inbox"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def _collect(path: Path, rows: list[tuple[int, bytes]]) -> Incidents:
     return Incidents(path, out.items, out.regions, bad)
 
 
-def _query(path: Path, sql: str, args: tuple[int, ...], what: str) -> list[tuple[int, bytes]]:
+def _query(path: Path, sql: str, args: tuple[int, ...], what: str) -> list[tuple[Any, Any]]:
     if not path.is_file():
         raise SourceError(f"{path}: no such file; give the {what}")
     try:
@@ -64,24 +65,44 @@ def _query(path: Path, sql: str, args: tuple[int, ...], what: str) -> list[tuple
         raise SourceError(f"{path} cannot be read as the {what}: {exc}") from None
 
 
-def read_inbox(path: Path) -> Incidents:
-    """Every incident in a node's inbox file (``DATA/inbox.sqlite3``)."""
+_INBOX = "node's inbox (DATA/inbox.sqlite3)"
+_ARCHIVE = "archive store (archive.sqlite3 in the archive node's --data folder)"
+
+
+def read_inbox(path: Path, since: int = 0) -> Incidents:
+    """Every incident in a node's inbox file (``DATA/inbox.sqlite3``) issued at or after
+    ``since`` (Unix seconds; an incident is issued after it occurred, so this keeps every
+    incident that occurred since then)."""
     # The inbox keeps keysets in its own table (subscriber/inbox.py, ``trust``).
     rows = _query(
         path,
-        "SELECT kind, data FROM messages WHERE kind = ? UNION ALL SELECT ?, data FROM trust",
-        (int(Kind.INCIDENT), int(Kind.KEYSET)),
-        "node's inbox (DATA/inbox.sqlite3)",
+        "SELECT kind, data FROM messages WHERE kind = ? AND issued >= ? "
+        "UNION ALL SELECT ?, data FROM trust",
+        (int(Kind.INCIDENT), since, int(Kind.KEYSET)),
+        _INBOX,
     )
     return _collect(path, rows)
 
 
-def read_archive(path: Path) -> Incidents:
-    """Every incident in the archive's store (broker/archive.py, ``envelopes``)."""
+def read_archive(path: Path, since: int = 0) -> Incidents:
+    """Every incident in the archive's store (broker/archive.py, ``envelopes``) issued at
+    or after ``since``, with the keysets held there."""
     rows = _query(
         path,
-        "SELECT kind, data FROM envelopes WHERE kind IN (?, ?)",
-        (int(Kind.INCIDENT), int(Kind.KEYSET)),
-        "archive store (archive.sqlite3 in the archive node's --data folder)",
+        "SELECT kind, data FROM envelopes WHERE (kind = ? AND issued >= ?) OR kind = ?",
+        (int(Kind.INCIDENT), since, int(Kind.KEYSET)),
+        _ARCHIVE,
     )
     return _collect(path, rows)
+
+
+def newest(path: Path, archive: bool) -> int | None:
+    """When the newest incident in the file was issued (Unix seconds), or None if none is."""
+    table = "envelopes" if archive else "messages"
+    rows = _query(
+        path,
+        f"SELECT max(issued), ? FROM {table} WHERE kind = ?",  # noqa: S608 - fixed names
+        (0, int(Kind.INCIDENT)),
+        _ARCHIVE if archive else _INBOX,
+    )
+    return None if not rows or rows[0][0] is None else int(rows[0][0])
