@@ -49,7 +49,10 @@ def measure(seed: int, folder: Path) -> dict[str, float]:
         best = min(best, time.perf_counter() - start)
     everything = analyse(read_archive(path), week)
     result = score(
-        detect(analysis.counts, range(analysis.counts.first_week, analysis.counts.last_week + 1)),
+        detect(
+            everything.counts,
+            range(everything.counts.first_week, everything.counts.last_week + 1),
+        ),
         hist.truth,
     )
     clean = history(74, 3, seed=seed + 1000, inject=False)
