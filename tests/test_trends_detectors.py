@@ -57,8 +57,19 @@ def test_counting_detectors_fire_on_a_jump(detector: Detector) -> None:
     last = W0 + len(BASE)
     assert fired(series([*BASE, 9]), last, detector)
     assert not fired(series([*BASE, 2]), last, detector)
-    # Too few incidents to call an outbreak, however clean the baseline.
-    assert not fired(series([0] * 14 + [2]), last, detector)
+    # Too few incidents to call an outbreak, however clean the baseline and loose the limit.
+    # (Another office's reports make the matrix span the 15 weeks.)
+    two = series([0] * 14 + [2]) + series([1] * 15, office="kh-blo-poipet")
+    loose = {"poisson_alpha": 0.05, "ears_limit": 1.0}
+    assert not fired(two, last, detector, **loose)
+    assert fired(two, last, detector, **loose, min_count=2)
+
+
+def test_ears_sigma_is_at_least_one() -> None:
+    # Exactly one incident every week (sd 0): six is a jump, three is not.
+    steady = [1] * 14
+    assert not fired(series([*steady, 3]), W0 + 14, Detector.EARS_C2)
+    assert fired(series([*steady, 7]), W0 + 14, Detector.EARS_C2)
 
 
 def test_ears_uses_a_two_week_lag() -> None:
@@ -80,8 +91,11 @@ def test_first_seen_needs_a_year_of_silence_and_of_history() -> None:
     assert fired(other + seen, W0 + 69, Detector.FIRST_SEEN)
     recent = series([0] * 30 + [1] + [0] * 38 + [1], substance="ketamine")
     assert not fired(other + recent, W0 + 69, Detector.FIRST_SEEN)
+    # An office that started reporting 19 weeks ago (the matrix itself spans 70 weeks,
+    # thanks to another office): everything there is new, nothing is "first seen".
+    elsewhere = series([1] * 70, substance="methamphetamine", office="kh-blo-poipet")
     young = series([1] * 20, substance="methamphetamine", start=W0 + 50)
-    assert not fired(young + new, W0 + 69, Detector.FIRST_SEEN)
+    assert not fired(elsewhere + young + new, W0 + 69, Detector.FIRST_SEEN)
 
 
 def test_quantity_spike_against_the_usual_size() -> None:
