@@ -40,7 +40,7 @@ _WORDS = {
         "where": "Where",
         "detector": "Detector",
         "line": "What it says",
-        "read": "{n} incident records from {src}",
+        "read": "{n} incident records ({span}) from {src}",
     },
     "km": {
         "signals": "សញ្ញាសកម្ម សប្តាហ៍ {week}",
@@ -55,7 +55,7 @@ _WORDS = {
         "where": "ទីកន្លែង",
         "detector": "វិធីរកឃើញ",
         "line": "ខ្លឹមសារ",
-        "read": "កំណត់ត្រាករណី {n} ពី {src}",
+        "read": "កំណត់ត្រាករណី {n} ({span}) ពី {src}",
     },
 }
 
@@ -175,8 +175,10 @@ def _table(a: Analysis, src: Incidents, lang: str, rows: int) -> None:
 
     w = _WORDS[lang]
     num = khmer_digits if lang == "km" else str
-    console = Console()
-    console.print(w["read"].format(n=num(str(a.incidents)), src=src.source))
+    # Piped output gets a width that fits the table, not rich's default of 80.
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    span = f"{label(a.counts.first_week)} - {a.week_label}"
+    console.print(w["read"].format(n=num(str(a.incidents)), src=src.source, span=num(span)))
     week = num(a.week_label)
     if a.signals:
         t = Table(title=w["signals"].format(week=week), title_justify="left")

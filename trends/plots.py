@@ -2,7 +2,10 @@
 
 * ``crossings-CC.png``: small multiples, one panel per crossing of country CC:
   weekly incidents (all crimes) over the last year, the baseline band (mean +- 2 sd
-  of the 12 weeks before, lagged 2 weeks) and the weeks with a signal marked.
+  of the 12 weeks before, lagged 2 weeks) and the weeks with a signal: a red dot on
+  the line for "more incidents than usual" (EARS, Poisson, GLM), marks along the top
+  for "first seen" and "large seizure" (one series, often one incident, which the
+  crossing's total need not show).
 * ``heatmap.png``: crossings x weeks, colour by incidents (square-root scale),
   crossings grouped by country, signals marked.
 """
@@ -21,7 +24,7 @@ import numpy.typing as npt
 from matplotlib.colors import PowerNorm
 from matplotlib.patches import Rectangle
 
-from trends.detectors import Settings, Signal, detect
+from trends.detectors import Detector, Settings, Signal, detect
 from trends.report import Analysis
 from trends.weeks import label, monday
 
@@ -41,13 +44,18 @@ def _totals(analysis: Analysis) -> tuple[list[str], list[str], npt.NDArray[np.fl
     return order, names, totals
 
 
-def _flagged(analysis: Analysis, settings: Settings | None) -> dict[str, set[int]]:
+#: How each kind of signal is marked: counting detectors on the incidents line; first
+#: seen and large seizures (one series, often a single incident) along the top.
+_COUNTING = {Detector.EARS_C2, Detector.POISSON, Detector.GLM}
+
+
+def _flagged(analysis: Analysis, settings: Settings | None) -> dict[str, dict[int, set[Detector]]]:
     counts = analysis.counts
     weeks = range(max(analysis.week - _WEEKS + 1, counts.first_week), analysis.week + 1)
-    out: dict[str, set[int]] = {}
+    out: dict[str, dict[int, set[Detector]]] = {}
     signals: list[Signal] = detect(counts, weeks, settings)
     for s in signals:
-        out.setdefault(s.key.office, set()).add(s.week)
+        out.setdefault(s.key.office, {}).setdefault(s.week, set()).add(s.detector)
     return out
 
 
@@ -96,21 +104,29 @@ def plot_all(analysis: Analysis, folder: Path, settings: Settings | None = None)
             )
             ax.plot(dates, m, color="#3182bd", linewidth=0.8)
             ax.step(dates, x, where="mid", color="#222222", linewidth=1.0, label="incidents")
-            hits = [j for j, w in enumerate(weeks) if int(w) in flagged.get(offices[i], set())]
-            if hits:
+            marks = flagged.get(offices[i], {})
+            top = max(float(np.nanmax(np.r_[x, m + 2 * s])), 1.0) * 1.08
+            for kinds, style, text, on_top in (
+                (_COUNTING, {"color": "#d62728", "marker": "o"}, "more incidents", False),
+                ({Detector.FIRST_SEEN}, {"color": "#ff7f0e", "marker": "v"}, "first seen", True),
+                ({Detector.QUANTITY}, {"color": "#6a3d9a", "marker": "D"}, "large seizure", True),
+            ):
+                hits = [j for j, w in enumerate(weeks) if marks.get(int(w), set()) & kinds]
                 ax.scatter(
                     [dates[j] for j in hits],
-                    x[hits],
-                    color="#d62728",
-                    s=18,
+                    [top] * len(hits) if on_top else x[hits],
+                    s=16,
                     zorder=3,
-                    label="signal",
+                    label=text,
+                    clip_on=False,
+                    **style,
                 )
+            ax.set_ylim(0, top * 1.06)
             ax.set_title(names[i], fontsize=9, loc="left")
-            ax.set_ylim(bottom=0)
             ax.tick_params(labelsize=7)
             ax.grid(axis="y", linewidth=0.3)
-        axes.flat[0].legend(fontsize=6, loc="upper left")
+        handles, texts = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, texts, loc="upper right", fontsize=8, ncol=5, frameon=False)
         fig.suptitle(
             f"{country.upper()}: incidents per week per crossing, to {analysis.week_label}",
             fontsize=11,
@@ -132,7 +148,7 @@ def plot_all(analysis: Analysis, folder: Path, settings: Settings | None = None)
     )
     for i, office in enumerate(offices):
         for j, w in enumerate(weeks):
-            if int(w) in flagged.get(office, set()):
+            if int(w) in flagged.get(office, {}):
                 ax.add_patch(
                     Rectangle(
                         (j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#08306b", linewidth=1.0

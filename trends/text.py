@@ -13,7 +13,7 @@ from schemas import Crime
 if TYPE_CHECKING:
     from trends.detectors import Signal
 
-__all__ = ["CRIME_KM", "LANGS", "SUBSTANCE_KM", "explain", "khmer_digits", "what"]
+__all__ = ["COUNTRY_NAMES", "CRIME_KM", "LANGS", "SUBSTANCE_KM", "explain", "khmer_digits", "what"]
 
 LANGS = ("en", "km")
 
@@ -43,6 +43,14 @@ UNIT_KM = {
     "pieces": "ដុំ",
     "head": "ក្បាល",
     "cartons": "កេស",
+}
+COUNTRY_NAMES: dict[str, tuple[str, str]] = {
+    "kh": ("Cambodia", "កម្ពុជា"),
+    "cn": ("China", "ចិន"),
+    "la": ("Lao PDR", "ឡាវ"),
+    "mm": ("Myanmar", "មីយ៉ាន់ម៉ា"),
+    "th": ("Thailand", "ថៃ"),
+    "vn": ("Viet Nam", "វៀតណាម"),
 }
 _KHMER_DIGITS = str.maketrans("0123456789", "០១២៣៤៥៦៧៨៩")
 
@@ -75,7 +83,10 @@ def explain(signal: Signal, lang: str = "en") -> str:
 
     k = signal.key
     x, e, sd = signal.observed, signal.expected, signal.spread
-    head = f"{k.place}, {what(k.crime, k.substance, lang)}: "
+    place = k.place
+    if k.level == "country" and k.place in COUNTRY_NAMES:
+        place = COUNTRY_NAMES[k.place][1 if lang == "km" else 0]
+    head = f"{place}, {what(k.crime, k.substance, lang)}: "
     d = signal.detector
     if lang == "km":
         if d is Detector.FIRST_SEEN:
