@@ -6,8 +6,9 @@
   the line for "more incidents than usual" (EARS, Poisson, GLM), marks along the top
   for "first seen" and "large seizure" (one series, often one incident, which the
   crossing's total need not show).
-* ``heatmap.png``: crossings x weeks, colour by incidents (square-root scale),
-  crossings grouped by country, signals marked.
+* ``heatmap.png``: crossings x weeks, colour by incidents as a multiple of the
+  crossing's own average over the year shown (3x and more is the darkest),
+  crossings grouped by country, signal weeks boxed.
 """
 
 from __future__ import annotations
@@ -138,13 +139,16 @@ def plot_all(analysis: Analysis, folder: Path, settings: Settings | None = None)
         plt.close(fig)
         written.append(path)
     fig, ax = plt.subplots(figsize=(12, max(3.0, 0.16 * len(offices) + 1.2)))
-    view = totals[:, start:end]
+    # Each crossing against its own average of the year shown: a busy crossing is not
+    # red every week, and a quiet one's doubling stands out.
+    raw = totals[:, start:end]
+    view = raw / np.maximum(raw.mean(axis=1, keepdims=True), 0.1)
     image = ax.imshow(
         view,
         aspect="auto",
         cmap="YlOrRd",
         interpolation="nearest",
-        norm=PowerNorm(0.5, vmin=0, vmax=max(float(view.max()), 1.0)),
+        norm=PowerNorm(0.7, vmin=0, vmax=3.0),
     )
     for i, office in enumerate(offices):
         for j, w in enumerate(weeks):
@@ -164,8 +168,12 @@ def plot_all(analysis: Analysis, folder: Path, settings: Settings | None = None)
     for i in range(1, len(offices)):
         if offices[i][:2] != offices[i - 1][:2]:
             ax.axhline(i - 0.5, color="#555555", linewidth=0.6)
-    fig.colorbar(image, ax=ax, label="incidents per week", fraction=0.03)
-    ax.set_title(f"Incidents per crossing and week (boxes: signals), to {analysis.week_label}")
+    bar = fig.colorbar(image, ax=ax, fraction=0.03, extend="max")
+    bar.set_label("incidents, times the crossing's average of the year")
+    ax.set_title(
+        f"Incidents per crossing and week against its average (boxes: signals), "
+        f"to {analysis.week_label}"
+    )
     fig.tight_layout()
     path = folder / "heatmap.png"
     fig.savefig(path, dpi=90)
