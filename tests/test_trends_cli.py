@@ -144,3 +144,20 @@ def test_summary_fits_one_kilobyte_in_english_and_khmer(sim: Path) -> None:
         summary_for(analysis, "kh-blo-nowhere")
     with pytest.raises(SummaryError, match=r"over the 40-byte budget"):
         summary_for(analysis, "kh-blo-bavet", limit=40)
+
+
+def test_simulate_refuses_what_it_cannot_do(
+    tmp_path: Path, sim: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from schemas import BloError
+    from trends import SimulateError, TrendsError
+
+    assert issubclass(TrendsError, BloError)
+    assert main(["simulate", "--offices", "75", "--out", str(tmp_path / "x")]) == 1
+    assert "1 to 74 offices" in capsys.readouterr().err
+    assert main(["simulate", "--offices", "2", "--years", "1", "--out", str(sim)]) == 1
+    assert "is not empty" in capsys.readouterr().err
+    from trends.simulate import history
+
+    with pytest.raises(SimulateError, match=r"0\.5 to 10 years"):
+        history(3, 0.1)
