@@ -18,7 +18,7 @@ from typing import Any
 
 from schemas import BloError
 from trends.detectors import Signal
-from trends.errors import SourceError
+from trends.errors import SimulateError, SourceError
 from trends.report import Analysis, analyse, history_weeks
 from trends.sources import Incidents, newest, read_archive, read_inbox
 from trends.text import CRIME_KM, khmer_digits
@@ -255,6 +255,8 @@ def _simulate(argv: Sequence[str]) -> int:
     from trends.simulate import history, write
 
     args = _sim_parser().parse_args(argv)
+    if args.out.exists() and any(args.out.iterdir()):
+        raise SimulateError(f"{args.out} is not empty: give a new folder for the simulation")
     now = datetime.now(UTC).replace(microsecond=0)
     end = args.end or (now - timedelta(days=7)).date()
     hist = history(

@@ -168,6 +168,9 @@ def history(
     n_spk = spikes if spikes is not None else max(1, round(office_years / 15))
     if not inject:
         n_out = n_new = n_spk = 0
+    # Events need a baseline before them: new substances a year and more (first seen).
+    if n < 70:
+        n_new = 0
     # Rates: office size (log-normal), slow trend, office-week noise shared by series.
     size = rng.lognormal(0.0, 0.5, offices)
     trend = rng.normal(0.0, 0.12, offices)
@@ -227,7 +230,7 @@ def history(
         o = int(rng.integers(offices))
         weighed = [s for s in np.flatnonzero(present[o]) if _SERIES[s][3] is not None]
         s = int(rng.choice(weighed))
-        k = int(rng.integers(60, n))
+        k = int(rng.integers(min(60, n - 8), n))
         if not free(o, s, k, 1):
             continue
         busy.add((o, s, k))
@@ -254,7 +257,7 @@ def history(
         o = int(rng.integers(offices))
         held = {_SERIES[s][1] for s in np.flatnonzero(present[o])}
         options = [x for x in _NEW if x not in held and (o, x) not in taken]
-        if not options or n < 70:
+        if not options:
             continue
         sub = str(rng.choice(options))
         start = int(rng.integers(60, n - 2))
