@@ -17,7 +17,6 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
-from datetime import time as dtime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -26,10 +25,10 @@ from trends.counts import weekly_counts
 from trends.detectors import detect
 from trends.evaluate import score
 from trends.records import records_of
-from trends.report import analyse, history_weeks
+from trends.report import analyse, read_since
 from trends.simulate import history, incidents_of, write
 from trends.sources import newest, read_archive
-from trends.weeks import monday, week_of
+from trends.weeks import week_of
 
 
 def measure(seed: int, folder: Path) -> dict[str, float]:
@@ -44,8 +43,7 @@ def measure(seed: int, folder: Path) -> dict[str, float]:
         last = newest(path, archive=True)
         assert last is not None
         week = week_of(datetime.fromtimestamp(last, UTC))
-        since = datetime.combine(monday(week - history_weeks()), dtime(), UTC).timestamp()
-        analysis = analyse(read_archive(path, int(since) - 86400), week)
+        analysis = analyse(read_archive(path, read_since(week)), week)
         best = min(best, time.perf_counter() - start)
     everything = analyse(read_archive(path), week)
     result = score(

@@ -12,17 +12,17 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from schemas import BloError
 from trends.detectors import Signal
 from trends.errors import SimulateError, SourceError
-from trends.report import Analysis, analyse, history_weeks
+from trends.report import Analysis, analyse, read_since
 from trends.sources import Incidents, newest, read_archive, read_inbox
 from trends.text import CRIME_KM, khmer_digits
-from trends.weeks import label, monday, week_of, week_of_date
+from trends.weeks import label, week_of, week_of_date
 
 __all__ = ["main"]
 
@@ -233,10 +233,7 @@ def _analyse(argv: Sequence[str]) -> int:
     week = args.week if args.week is not None else min(week_of(now) - 1, latest)
     # Only what the detectors' longest baseline needs is read (plots show a year of
     # flags, each with its own baseline: they read everything).
-    since = 0
-    if not args.plots:
-        start = monday(week - history_weeks()) - timedelta(days=1)  # a day for time zones
-        since = int(datetime.combine(start, time(), UTC).timestamp())
+    since = 0 if args.plots else read_since(week)
     src = read_archive(path, since) if archive else read_inbox(path, since)
     a = analyse(src, week)
     if args.json:

@@ -83,10 +83,10 @@ def plot_all(analysis: Analysis, folder: Path, settings: Settings | None = None)
     written = []
     for country in sorted({o[:2] for o in offices}):
         rows = [i for i, o in enumerate(offices) if o[:2] == country]
-        cols = 4
+        cols = min(4, len(rows))
         nrows = math.ceil(len(rows) / cols)
         fig, axes = plt.subplots(
-            nrows, cols, figsize=(4 * cols, 2.2 * nrows), sharex=True, squeeze=False
+            nrows, cols, figsize=(max(4 * cols, 9), 2.2 * nrows + 1.0), sharex=True, squeeze=False
         )
         for ax in axes.flat[len(rows) :]:
             ax.set_visible(False)
@@ -127,13 +127,13 @@ def plot_all(analysis: Analysis, folder: Path, settings: Settings | None = None)
             ax.tick_params(labelsize=7)
             ax.grid(axis="y", linewidth=0.3)
         handles, texts = axes.flat[0].get_legend_handles_labels()
-        fig.legend(handles, texts, loc="upper right", fontsize=8, ncol=5, frameon=False)
+        fig.legend(handles, texts, loc="lower center", fontsize=8, ncol=5, frameon=False)
         fig.suptitle(
             f"{country.upper()}: incidents per week per crossing, to {analysis.week_label}",
             fontsize=11,
         )
         fig.autofmt_xdate()
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0.5 / fig.get_figheight(), 1, 1))
         path = folder / f"crossings-{country}.png"
         fig.savefig(path, dpi=90)
         plt.close(fig)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
 
 import numpy as np
 
@@ -15,9 +16,9 @@ from trends.counts import Counts, rollup, weekly_counts
 from trends.detectors import Settings, Signal, detect
 from trends.records import Record, records_of
 from trends.sources import Incidents
-from trends.weeks import label
+from trends.weeks import label, monday
 
-__all__ = ["LEVEL_WEEKS", "Analysis", "Level", "analyse", "history_weeks"]
+__all__ = ["LEVEL_WEEKS", "Analysis", "Level", "analyse", "history_weeks", "read_since"]
 
 #: The weeks a crossing's usual level is averaged over.
 LEVEL_WEEKS = 12
@@ -35,6 +36,14 @@ def history_weeks(settings: Settings | None = None) -> int:
         st.ears_weeks + st.lag,
         LEVEL_WEEKS,
     )
+
+
+def read_since(week: int, settings: Settings | None = None) -> int:
+    """The Unix time from which incidents must be read to analyse ``week`` exactly as
+    with all of them: the start of the longest baseline, less a day for time zones
+    (an incident's week is its local date's)."""
+    start = monday(week - history_weeks(settings)) - timedelta(days=1)
+    return int(datetime.combine(start, time(), UTC).timestamp())
 
 
 @dataclass(frozen=True, slots=True)
