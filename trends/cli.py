@@ -60,6 +60,12 @@ _WORDS = {
 }
 
 
+_LEVELS = {
+    "en": {"crossing": "crossing", "region": "border region", "country": "country"},
+    "km": {"crossing": "ច្រកព្រំដែន", "region": "តំបន់ព្រំដែន", "country": "ប្រទេស"},
+}
+
+
 def _week(text: str) -> int:
     try:
         year, _, number = text.upper().partition("-W")
@@ -187,7 +193,7 @@ def _table(a: Analysis, src: Incidents, lang: str, rows: int) -> None:
         t.add_column(w["line"])
         for s in a.signals:
             t.add_row(
-                s.key.level,
+                _LEVELS[lang][s.key.level],
                 s.detector.value,
                 s.explain(lang),
                 style="bold red" if s.key.level == "crossing" else "",
