@@ -210,3 +210,28 @@ def test_reading_only_the_baselines_weeks_changes_nothing(sim: Path) -> None:
         wanted = {Detector.QUANTITY} | ({Detector.GLM} if when != "2026-03-02" else set())
         assert {s.detector for s in a.signals} >= wanted
         assert same_signals(a.signals, b.signals)
+
+
+def test_a_damaged_row_is_counted_and_shown(
+    sim: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+    import sqlite3
+
+    copy = tmp_path / "archive.sqlite3"
+    shutil.copy(sim / "archive.sqlite3", copy)
+    db = sqlite3.connect(copy)
+    row = db.execute(
+        "SELECT sender, epoch, kind, scope, topic, issued, received, data FROM envelopes "
+        "WHERE kind = 2 ORDER BY issued DESC LIMIT 1"  # the newest incident
+    ).fetchone()
+    sender, epoch, kind, scope, topic, issued, received, data = row
+    db.execute(
+        "INSERT INTO envelopes VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (sender, epoch, 10**9, b"x" * 16, kind, scope, topic, issued, received, data[:40]),
+    )
+    db.commit()
+    db.close()
+    assert read_archive(copy).unreadable == 1
+    assert main(["--archive", str(copy)]) == 0
+    assert "1 stored messages could not be decoded" in capsys.readouterr().out

@@ -41,6 +41,7 @@ _WORDS = {
         "detector": "Detector",
         "line": "What it says",
         "read": "{n} incident records ({span}) from {src}",
+        "unreadable": "{n} stored messages could not be decoded and are left out",
     },
     "km": {
         "signals": "សញ្ញាសកម្ម សប្តាហ៍ {week}",
@@ -56,6 +57,7 @@ _WORDS = {
         "detector": "វិធីរកឃើញ",
         "line": "ខ្លឹមសារ",
         "read": "កំណត់ត្រាករណី {n} ({span}) ពី {src}",
+        "unreadable": "សារ {n} មិនអាចអានបាន ហើយមិនត្រូវបានរាប់បញ្ចូលទេ",
     },
 }
 
@@ -184,7 +186,11 @@ def _table(a: Analysis, src: Incidents, lang: str, rows: int) -> None:
     # Piped output gets a width that fits the table, not rich's default of 80.
     console = Console(width=None if sys.stdout.isatty() else 120)
     span = f"{label(a.counts.first_week)} - {a.week_label}"
-    console.print(w["read"].format(n=num(str(a.incidents)), src=src.source, span=num(span)))
+    console.print(
+        w["read"].format(n=num(str(a.incidents)), src=src.source, span=num(span)), soft_wrap=True
+    )
+    if src.unreadable:
+        console.print(w["unreadable"].format(n=num(str(src.unreadable))), style="bold yellow")
     week = num(a.week_label)
     if a.signals:
         t = Table(title=w["signals"].format(week=week), title_justify="left")

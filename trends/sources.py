@@ -31,7 +31,7 @@ class Incidents:
 
 
 def _collect(path: Path, rows: list[tuple[int, bytes]]) -> Incidents:
-    out = Incidents(path)
+    items: list[tuple[str, Incident]] = []
     regions: dict[str, str] = {}
     bad = 0
     for kind, data in rows:
@@ -39,16 +39,15 @@ def _collect(path: Path, rows: list[tuple[int, bytes]]) -> Incidents:
             sealed = open_envelope(data)
             body = sealed.decode_body()
         except BloError:
-            bad += 1
+            bad += 1  # a damaged row is counted and shown, never fatal
             continue
         if kind == Kind.INCIDENT and isinstance(body, Incident):
-            out.items.append((sealed.header.sender, body))
+            items.append((sealed.header.sender, body))
         elif isinstance(body, Keyset):
             for node in body.nodes:
                 if node.regions:
                     regions[node.node] = node.regions[0]
-    out.regions.update(regions)
-    return Incidents(path, out.items, out.regions, bad)
+    return Incidents(path, items, regions, bad)
 
 
 def _query(path: Path, sql: str, args: tuple[int, ...], what: str) -> list[tuple[Any, Any]]:
