@@ -5,9 +5,11 @@ cumulative sums), so 74 offices x 3 years take milliseconds, and returns the
 weeks it flags as ``Signal``s that explain themselves (trends/text.py).
 
     EARS C2         7-week baseline, lagged 2 weeks; sigma at least 1 (sparse counts);
-                    flags (x - mean) / sigma > 5 (3 is the textbook limit; measured too noisy here)
+                    flags (x - mean) / sigma > 5 (the textbook 3 is measured too noisy
+                    on sparse weekly counts: docs/design.md)
     Poisson         mean of a 12-week baseline lagged 2 weeks (8 weeks at least);
-                    flags P(X >= x) < alpha
+                    flags P(X >= x) < alpha for this week, or for the last two
+                    weeks together against twice the mean
     first seen      a crime or substance at a crossing with none in the 52 weeks before,
                     at an office that has reported for 52 weeks
     quantity spike  a week's largest seizure far above the crossing's usual size:
