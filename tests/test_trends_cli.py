@@ -81,6 +81,9 @@ def test_table_json_khmer_and_plots(
     assert doc["week"] == "2026-W20"
     assert {lv["country"] for lv in doc["levels"]} == {"kh", "th", "la", "vn", "mm", "cn"}
     assert all(set(s["text"]) == {"en", "km"} for s in doc["signals"])
+    meth = [x for x in doc["series"] if x["substance"] == "methamphetamine" and x["this_week"]]
+    assert meth
+    assert all(x["unit"] == "kg" and x["quantity"] > 0 for x in meth)
     assert main([*inbox, "--lang", "km"]) == 0
     km = capsys.readouterr().out
     assert "កម្រិតតាមច្រកព្រំដែន" in km

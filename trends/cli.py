@@ -19,7 +19,7 @@ from typing import Any
 from schemas import BloError
 from trends.detectors import Signal
 from trends.errors import SimulateError, SourceError
-from trends.report import Analysis, analyse, read_since
+from trends.report import LEVEL_WEEKS, Analysis, analyse, read_since
 from trends.sources import Incidents, newest, read_archive, read_inbox
 from trends.text import CRIME_KM, khmer_digits
 from trends.weeks import label, week_of, week_of_date
@@ -150,6 +150,31 @@ def _signal_doc(s: Signal) -> dict[str, Any]:
     }
 
 
+def _series_doc(a: Analysis) -> list[dict[str, Any]]:
+    """This week's count and quantity of every series active in the last 12 weeks."""
+    c = a.counts
+    col = c.index(a.week)
+    lo = max(col - LEVEL_WEEKS + 1, 0)
+    out = []
+    for s, key in enumerate(c.keys):
+        recent = c.counts[s, lo : col + 1]
+        if not recent.any():
+            continue
+        out.append(
+            {
+                "office": key.office,
+                "crossing": key.place,
+                "crime": key.crime.value,
+                "substance": key.substance or None,
+                "this_week": int(c.counts[s, col]),
+                "usual": round(float(recent.mean()), 3),
+                "quantity": round(float(c.quantity[s, col]), 3) if c.units[s] else None,
+                "unit": c.units[s] or None,
+            }
+        )
+    return out
+
+
 def _json(a: Analysis, src: Incidents) -> str:
     return json.dumps(
         {
@@ -158,6 +183,7 @@ def _json(a: Analysis, src: Incidents) -> str:
             "records": a.incidents,
             "unreadable": src.unreadable,
             "signals": [_signal_doc(s) for s in a.signals],
+            "series": _series_doc(a),
             "levels": [
                 {
                     "office": lv.office,
