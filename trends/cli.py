@@ -81,7 +81,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="blo-trends",
         description="Trends and emerging threats: weekly counts per crossing and crime, "
         "explainable signals, levels. 'blo-trends simulate --help' for the simulator.",
+        add_help=False,
     )
+    # --help only, as in every blo- command (-h is a broker's host in the others).
+    p.add_argument("--help", action="help", help="show this help and exit")
     p.add_argument("--bundle", type=Path, help="the node's enrolment bundle (finds its inbox)")
     p.add_argument("--data", type=Path, help="the node's folder (default blo-data/NODE)")
     p.add_argument("--archive", type=Path, help="the archive's store file instead of an inbox")
@@ -91,9 +94,11 @@ def _parser() -> argparse.ArgumentParser:
         help="the week to analyse, e.g. 2026-W26 (default: the last complete week)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--lang", default="en", choices=["en", "km"], help="language of the report")
+    p.add_argument(
+        "--lang", default="en", choices=["en", "km"], help="language of the report (default en)"
+    )
     p.add_argument("--plots", type=Path, help="write PNG plots into this folder")
-    p.add_argument("--rows", type=int, default=40, help="crossings shown in the table")
+    p.add_argument("--rows", type=int, default=40, help="crossings shown in the table (default 40)")
     return p
 
 
@@ -102,10 +107,14 @@ def _sim_parser() -> argparse.ArgumentParser:
         prog="blo-trends simulate",
         description="Write a realistic incident history as signed incidents (PKI, HQ inboxes, "
         "an archive store) with a truth file of the injected outbreaks.",
+        add_help=False,
     )
-    p.add_argument("--offices", type=int, default=74, help="offices (1 to 74)")
-    p.add_argument("--years", type=float, default=3, help="years of history")
-    p.add_argument("--seed", type=int, default=1, help="random seed (the history is fixed by it)")
+    p.add_argument("--help", action="help", help="show this help and exit")
+    p.add_argument("--offices", type=int, default=74, help="offices, 1 to 74 (default 74)")
+    p.add_argument("--years", type=float, default=3, help="years of history (default 3)")
+    p.add_argument(
+        "--seed", type=int, default=1, help="random seed, which fixes the history (default 1)"
+    )
     p.add_argument("--out", type=Path, required=True, help="a new or empty folder")
     p.add_argument(
         "--end",
