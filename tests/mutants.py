@@ -129,14 +129,16 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "replay-accepted-on-any-topic",
         "schemas/receiver.py",
-        "on_replay = self.me is not None and topic == replay_topic(self.me)",
-        "on_replay = self.me is not None",
+        "        on_replay = self.me is not None and topic == replay_topic(self.me)\n"
+        "        expected = topics_for(h.kind, h.scope, h.sender)\n",
+        "        on_replay = self.me is not None\n"
+        "        expected = topics_for(h.kind, h.scope, h.sender)\n",
         RECEIVER,
     ),
     m(
         "trust-topic-check-skipped",
         "schemas/receiver.py",
-        "        if topic not in topics_for(h.kind, h.scope, h.sender):\n",
+        "        if topic not in topics_for(h.kind, h.scope, h.sender) and not on_replay:\n",
         "        if False:\n",
         RECEIVER,
     ),
@@ -203,20 +205,17 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "inbox-unique-sender-seq-dropped",
         "subscriber/inbox.py",
-        "    data     BLOB    NOT NULL,\n    UNIQUE (sender, seq)\n);",
-        "    data     BLOB    NOT NULL\n);",
+        "    owed     INTEGER NOT NULL DEFAULT 0,\n    UNIQUE (sender, epoch, seq)\n);",
+        "    owed     INTEGER NOT NULL DEFAULT 0\n);",
         "tests/test_inbox.py",
     ),
     m(
         "outbox-sequence-cached-per-instance",
         "publisher/outbox.py",
-        "                seq = row[0] if row else 0\n"
-        "                for body, scope in items:\n"
-        "                    seq += 1\n",
-        '                seq = self.__dict__.get("_seq", row[0] if row else 0)\n'
-        "                for body, scope in items:\n"
-        "                    seq += 1\n"
-        '                    self.__dict__["_seq"] = seq\n',
+        "                    seq += 1\n                    queued.append(",
+        '                    seq = self.__dict__.get("_seq", seq) + 1\n'
+        '                    self.__dict__["_seq"] = seq\n'
+        "                    queued.append(",
         "tests/test_outbox.py",
         "tests/test_publisher.py -k sequence",
     ),
