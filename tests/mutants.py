@@ -329,6 +329,42 @@ MUTANTS: tuple[Mutant, ...] = (
         "done = True",
         f"tests/test_nodes.py {ON_AMQTT}",
     ),
+    # -- outbox epochs, the folder lock, owed receipts (issue 9, items 1 and 3) -------------
+    m(
+        "window-ignores-epoch",
+        "schemas/receiver.py",
+        "self.window.check(h.sender, h.seq, epoch=h.epoch)",
+        "self.window.check(h.sender, h.seq)",
+        "tests/test_epochs.py -k 'not second_client'",
+    ),
+    m(
+        "outbox-epoch-fixed",
+        "publisher/outbox.py",
+        "row = (1 + secrets.randbelow(MAX_EPOCH),)",
+        "row = (1,)",
+        "tests/test_epochs.py -k 'own_epoch or (reinstalled and amqtt)'",
+    ),
+    m(
+        "folder-lock-not-taken",
+        "subscriber/client.py",
+        "        self._lock.acquire()\n",
+        "        pass\n",
+        "tests/test_epochs.py -k 'second_client and amqtt'",
+    ),
+    m(
+        "owed-receipts-not-settled-at-start",
+        "subscriber/client.py",
+        "        self._lock.acquire()\n        self._settle_receipts()\n",
+        "        self._lock.acquire()\n",
+        "tests/test_receipts_owed.py",
+    ),
+    m(
+        "receipt-id-random",
+        "subscriber/receipts.py",
+        "    return hashlib.sha256(seed).digest()[:16]",
+        "    return __import__('os').urandom(16)",
+        "tests/test_receipts_owed.py",
+    ),
 )
 
 

@@ -66,6 +66,10 @@ def test_receiver_keeps_numbers_per_epoch() -> None:
     assert isinstance(again, Rejected)
     assert again.reason is Reason.DUPLICATE
     assert "outbox b" in again.detail  # names the epoch (hex) it counted in
+    # A number held in that epoch is held whatever the message id (a re-sealed copy).
+    copy = receiver.receive("blo/country/kh", _wire(net, 11, 2), net.now)
+    assert isinstance(copy, Rejected)
+    assert copy.reason is Reason.DUPLICATE
     assert receiver.window.streams("kh-nacd") == {("kh-nacd", 11): 3, ("kh-nacd", 22): 3}
 
 
