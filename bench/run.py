@@ -30,10 +30,11 @@ from rich.table import Table
 
 from bench import fanout, memory, scale
 from bench import size as size_bench
+from bench import trends as trends_bench
 from bench.harness import Fleet, fleet, spread
 from broker import mosquitto_binary
 
-NAMES = ["size", "fanout", "receive", "catchup", "scale", "memory"]
+NAMES = ["size", "fanout", "receive", "catchup", "scale", "memory", "trends"]
 MODES = ("raw", "project")
 
 
@@ -102,6 +103,21 @@ def bench_size(console: Console, *_: Any) -> dict[str, Any]:
     console.print(table)
     console.print(f"goal blo_signed <= 640: {_verdict(figures['blo_signed'] <= 640)}")
     return figures
+
+
+def bench_trends(console: Console, quick: bool, work: Path) -> dict[str, Any]:
+    """74 offices x 3 years of signed incidents analysed for one week (goal <= 3 s)."""
+    offices, years = (6, 1) if quick else (74, 3)
+    figures = trends_bench.measure(7, work / "trends", offices, years)
+    table = Table(title=f"trends: {offices} offices x {years} years, one week analysed")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name, value in figures.items():
+        table.add_row(name.removeprefix("trends."), f"{value:,}")
+    console.print(table)
+    if not quick:
+        console.print(f"goal seconds <= 3: {_verdict(figures['trends.seconds'] <= 3)}")
+    return {key.removeprefix("trends."): value for key, value in figures.items()}
 
 
 def _fanout_at(
@@ -356,10 +372,15 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         # The offices' own fleet (their keysets are a real country's size), and
         # for scale alone one as large as its largest step.
-        made = fleet(work / "fleet", plan.tablets) if set(names) - {"size", "scale"} else None
+        nets = set(names) - {"size", "scale", "trends"}
+        made = fleet(work / "fleet", plan.tablets) if nets else None
         for name in names:
             if name == "size":
                 out["size"] = bench_size(console)
+                continue
+            if name == "trends":
+                console.rule(name)
+                out["trends"] = bench_trends(console, args.quick, work)
                 continue
             console.rule(name)
             if name == "scale":

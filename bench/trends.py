@@ -31,8 +31,9 @@ from trends.sources import newest, read_archive
 from trends.weeks import week_of
 
 
-def measure(seed: int, folder: Path) -> dict[str, float]:
-    hist = history(74, 3, seed=seed)
+def measure(seed: int, folder: Path, offices: int = 74, years: int = 3) -> dict[str, float]:
+    """Simulate ``offices`` x ``years`` (not timed), then time one week's analysis."""
+    hist = history(offices, years, seed=seed)
     now = datetime(2026, 7, 6, tzinfo=UTC)
     write(hist, folder / "sim", now)
     best = float("inf")
@@ -53,7 +54,7 @@ def measure(seed: int, folder: Path) -> dict[str, float]:
         ),
         hist.truth,
     )
-    clean = history(74, 3, seed=seed + 1000, inject=False)
+    clean = history(offices, years, seed=seed + 1000, inject=False)
     counts = weekly_counts(
         records_of(incidents_of(clean), {o.node: o.region for o in clean.offices})
     )

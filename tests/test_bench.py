@@ -44,6 +44,8 @@ def test_every_benchmark_runs_and_writes_every_key(tmp_path: Path) -> None:
         assert figures["scale"][broker]["tablets"] == 40  # both quick steps: all got the alert
     assert number(figures["memory"]["tablet_mib"])
     assert number(figures["memory"]["broker_mib"])
+    assert number(figures["trends"]["seconds"])
+    assert figures["trends"]["records"] > 0
     assert {"python", "amqtt", "paho-mqtt", "mosquitto", "cryptography"} <= set(figures["versions"])
-    for title in ("fanout:", "receive:", "catchup:", "scale:", "memory:"):
+    for title in ("fanout:", "receive:", "catchup:", "scale:", "memory:", "trends:"):
         assert title in run.stdout
