@@ -4,6 +4,11 @@ It connects with its own identity (role ``archive``) on a persistent session,
 subscribes to every message topic, checks each envelope with the receiver
 core, and commits accepted ones to SQLite *before* acknowledging them (paho
 manual ack): a crash between receive and store means redelivery, never loss.
+paho's thread only queues what arrives; a committer thread checks up to
+``BATCH`` envelopes, stores them in one transaction (group commit: one fsync
+for the batch) and only then acknowledges them. A batch that cannot be stored
+is acknowledged never: the window forgets it and the link is dropped, so the
+broker (or the sender, asked to resend) brings it again.
 
 It answers ``blo/request/<node>`` with the original envelopes on
 ``blo/replay/<node>``, serving only what that node is addressed by and may
@@ -15,10 +20,14 @@ tablets learn of new keysets and revocations on connect.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,8 +42,8 @@ from schemas import (
     BloError,
     Reason,
     Receiver,
-    Rejected,
     ReplayRequest,
+    ReplayWindow,
     TrustStore,
     country_of,
     decode_request,
@@ -53,6 +62,19 @@ __all__ = ["ArchiveService"]
 log = logging.getLogger("blo.archive")
 
 MAX_REPLAY = 10_000
+BATCH = 100  # envelopes per transaction; paho holds at most 100 unacknowledged
+COMMIT_TRIES = 3  # a locked or busy file often clears within a second
+
+
+@dataclass(frozen=True, slots=True)
+class _Incoming:
+    """An envelope as paho handed it over, waiting to be checked and stored."""
+
+    link: int
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
 
 
 class ArchiveService:
@@ -82,17 +104,29 @@ class ArchiveService:
         self.store = ArchiveStore(db)
         self.trust: TrustStore = bundle.trust_store(clock())
         self.receiver = Receiver(self.trust)
-        for sender, seq in self.store.sequences():
-            self.receiver.window.commit(sender, seq, clock())
+        self._rebuild_window(clock())
         self._asked: dict[str, float] = {}
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
+        self._committer: threading.Thread | None = None
+        # Envelopes wait here between paho's thread and the committer.
+        self._incoming: queue.SimpleQueue[_Incoming] = queue.SimpleQueue()
+        self._link = 0  # counts connections: an ack is only valid on the link it came by
         self.connected = threading.Event()
-        self.stats = {"stored": 0, "rejected": 0, "replayed": 0, "resend_asked": 0}
+        self.stats = {
+            "stored": 0,
+            "rejected": 0,
+            "replayed": 0,
+            "resend_asked": 0,
+            "failed_batches": 0,
+            "faults": 0,
+        }
+        self.last_fault = ""
         self.client = node_client(bundle, max_reconnect_delay=5)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
+        # A callback that raises would end paho's thread, and with it the link.
+        self.client.on_connect = self._guard("on_connect", self._on_connect)
+        self.client.on_disconnect = self._guard("on_disconnect", self._on_disconnect)
+        self.client.on_message = self._guard("on_message", self._on_message)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -102,15 +136,53 @@ class ArchiveService:
         self.client.loop_start()
         self._ticker = threading.Thread(target=self._tick, name="archive-ticker", daemon=True)
         self._ticker.start()
+        self._committer = threading.Thread(
+            target=self._run_committer, name="archive-commit", daemon=True
+        )
+        self._committer.start()
 
     def stop(self) -> None:
         """Disconnect and close the store."""
         self._stop.set()
+        if self._committer:  # first: it may be dropping and remaking the link
+            self._committer.join(10)
         self.client.disconnect()
         self.client.loop_stop()
         if self._ticker:
             self._ticker.join(5)
         self.store.close()
+
+    def _fault(self, where: str, exc: BaseException) -> None:
+        """Log an unexpected exception with the node named, count it, keep it for status."""
+        self.stats["faults"] += 1
+        self.last_fault = f"{where}: {type(exc).__name__}: {exc}"
+        log.error("archive %s: %s failed; going on", self.bundle.node, where, exc_info=exc)
+
+    def _guard(self, name: str, callback: Callable[..., None]) -> Callable[..., None]:
+        def guarded(*args: Any) -> None:
+            try:
+                callback(*args)
+            except Exception as exc:  # logged and counted, never silent
+                self._fault(f"paho {name}", exc)
+
+        return guarded
+
+    def _relink(self) -> None:
+        """Drop the link and make it again, so the broker redelivers what is unacknowledged.
+
+        An unacknowledged QoS 1 message holds one of the broker's in-flight slots
+        until the session reconnects: a batch that cannot be stored must not
+        leave the link stalled behind it.
+        """
+        if self._stop.is_set():
+            return
+        log.warning("archive %s: dropping the link for a redelivery", self.bundle.node)
+        self.client.disconnect()
+        self.client.loop_stop()
+        if self._stop.is_set():
+            return
+        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.loop_start()
 
     # -- MQTT callbacks ----------------------------------------------------------------
 
@@ -120,6 +192,7 @@ class ArchiveService:
             return
         for topic in self._subscriptions():
             client.subscribe(topic, qos=1)
+        self._link += 1
         self._connects += 1
         if self._connects > 1:
             # What a restarted broker acknowledged to a sender but never delivered
@@ -147,30 +220,98 @@ class ArchiveService:
             log.warning("archive disconnected (%s); reconnecting", rc)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if not message.topic.startswith("blo/request/"):
+            # Stored, then acknowledged, on the committer thread.
+            self._incoming.put(
+                _Incoming(
+                    self._link, message.topic, bytes(message.payload), message.mid, message.qos
+                )
+            )
+            return
+        # A request is only read from: acknowledged even if serving it failed
+        # (the node asks again), so it never holds an in-flight slot.
         try:
-            if message.topic.startswith("blo/request/"):
-                self._serve(message.topic.rsplit("/", 1)[1], bytes(message.payload))
-            else:
-                self._keep(message.topic, bytes(message.payload))
-        except BloError as exc:  # one bad message never stops the archive
+            self._serve(message.topic.rsplit("/", 1)[1], bytes(message.payload))
+        except BloError as exc:  # one bad request never stops the archive
             log.warning("archive: %s on %s", exc, message.topic)
+        except Exception as exc:  # logged and counted, never silent
+            self._fault(f"serving {message.topic}", exc)
         finally:
             client.ack(message.mid, message.qos)
 
     # -- storing -----------------------------------------------------------------------
 
-    def _keep(self, topic: str, payload: bytes) -> None:
+    def _run_committer(self) -> None:
+        while not self._stop.is_set():
+            try:
+                batch = [self._incoming.get(timeout=0.2)]
+            except queue.Empty:
+                continue
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self._incoming.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._commit(batch)
+            except Exception as exc:  # the store path must outlive any batch
+                # Nothing of it was acknowledged. The window and the message ids
+                # forget it, and a new link makes the broker send it again (on a
+                # broker that drops in-flight messages instead, the resend
+                # requests and the probe bring it from the sender).
+                self.stats["failed_batches"] += 1
+                self._fault(f"storing a batch of {len(batch)} envelopes", exc)
+                with contextlib.suppress(Exception):
+                    self._forget(batch)
+                self._relink()
+
+    def _commit(self, batch: list[_Incoming]) -> None:
+        """Check each envelope, store the accepted ones together, then acknowledge all."""
         now = self.clock()
-        result = self.receiver.receive(topic, payload, now)
-        if isinstance(result, Rejected):
-            if result.reason is Reason.DUPLICATE:
-                return
-            self.stats["rejected"] += 1
-            log.warning("archive %s", result)
-            return
-        assert isinstance(result, Accepted)
-        if self.store.add(result, topic, now):
-            self.stats["stored"] += 1
+        keep: list[tuple[Accepted, str]] = []
+        for item in batch:
+            result = self.receiver.receive(item.topic, item.payload, now)
+            if isinstance(result, Accepted):
+                keep.append((result, item.topic))
+            elif result.reason is not Reason.DUPLICATE:
+                self.stats["rejected"] += 1
+                log.warning("archive %s", result)
+        for attempt in range(1, COMMIT_TRIES + 1):
+            try:
+                stored = self.store.add_many(keep, now)
+                break
+            except sqlite3.Error as exc:
+                if attempt == COMMIT_TRIES:
+                    raise
+                log.warning(
+                    "archive %s: storing %d envelopes failed (%s); try %d of %d",
+                    self.bundle.node,
+                    len(keep),
+                    exc,
+                    attempt + 1,
+                    COMMIT_TRIES,
+                )
+                time.sleep(0.2 * attempt)
+        self.stats["stored"] += sum(stored)
+        for item in batch:
+            if item.link == self._link:  # a message id from an older link means nothing now
+                self.client.ack(item.mid, item.qos)
+
+    def _forget(self, batch: list[_Incoming]) -> None:
+        """Undo what checking ``batch`` recorded, so its redelivery is accepted."""
+        self._rebuild_window(self.clock())
+        ids = []
+        for item in batch:
+            with contextlib.suppress(BloError):
+                ids.append(open_envelope(item.payload).header.msg_id)
+        self.receiver.forget(ids)
+
+    def _rebuild_window(self, now: datetime) -> None:
+        """The replay window as the store says: what is held is what was received."""
+        window = ReplayWindow()
+        for sender, seq in self.store.sequences():
+            window.commit(sender, seq, now)
+        self.receiver.window = window
 
     # -- serving -----------------------------------------------------------------------
 
@@ -216,29 +357,37 @@ class ArchiveService:
         while not self._stop.wait(1.0):
             if not self.connected.is_set():
                 continue
-            # A new keyset or revocation list in the PKI folder goes out at once, retained.
-            if self.trust_source is not None:
-                current = self.trust_source()
-                if current != published:
-                    published = current
-                    self.publish_trust()
-            now = self.clock()
-            spans: dict[str, tuple[int, int]] = {}
-            for gap in self.receiver.gaps(now, self.gap_grace):
-                low, high = spans.get(gap.sender, (gap.first, gap.last))
-                spans[gap.sender] = (min(low, gap.first), max(high, gap.last))
-            for sender, (first, last) in spans.items():
-                # Once per sender per period: a gap that shrinks as resends arrive
-                # is not asked for again before the first answer had time to come.
-                if time.monotonic() - self._asked.get(sender, 0.0) < 30:
-                    continue
-                self._asked[sender] = time.monotonic()
-                request = ReplayRequest(sender=sender, first=first, last=last)
-                self.client.publish(resend_topic(sender), encode_request(request), qos=1)
-                self.stats["resend_asked"] += 1
-                log.info("asked %s to resend #%d-%d", sender, first, last)
-            if time.monotonic() >= self._probe_at:
-                self._probe()
+            try:
+                published = self._tick_once(published)
+            except Exception as exc:  # the ticker must outlive any fault
+                self._fault("ticker", exc)
+
+    def _tick_once(self, published: list[bytes]) -> list[bytes]:
+        """Publish new trust, ask senders for gaps, probe; returns the trust published."""
+        # A new keyset or revocation list in the PKI folder goes out at once, retained.
+        if self.trust_source is not None:
+            current = self.trust_source()
+            if current != published:
+                published = current
+                self.publish_trust()
+        now = self.clock()
+        spans: dict[str, tuple[int, int]] = {}
+        for gap in self.receiver.gaps(now, self.gap_grace):
+            low, high = spans.get(gap.sender, (gap.first, gap.last))
+            spans[gap.sender] = (min(low, gap.first), max(high, gap.last))
+        for sender, (first, last) in spans.items():
+            # Once per sender per period: a gap that shrinks as resends arrive
+            # is not asked for again before the first answer had time to come.
+            if time.monotonic() - self._asked.get(sender, 0.0) < 30:
+                continue
+            self._asked[sender] = time.monotonic()
+            request = ReplayRequest(sender=sender, first=first, last=last)
+            self.client.publish(resend_topic(sender), encode_request(request), qos=1)
+            self.stats["resend_asked"] += 1
+            log.info("asked %s to resend #%d-%d", sender, first, last)
+        if time.monotonic() >= self._probe_at:
+            self._probe()
+        return published
 
     def _probe(self) -> None:
         """Ask every sender for anything after the newest held: finds a lost tail.

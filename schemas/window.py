@@ -107,8 +107,10 @@ class ReplayWindow:
     def gaps(self, now: datetime | None = None, grace: timedelta = timedelta(0)) -> list[Gap]:
         """Missing ranges, oldest sender first; with ``now``, only those older than ``grace``."""
         out = []
-        for sender, state in self._senders.items():
-            for first, last, since in state.missing:
+        # Snapshots (each list() runs without a thread switch): a client's ticker
+        # reads gaps while its committer commits, which changed the dict mid-loop.
+        for sender, state in list(self._senders.items()):
+            for first, last, since in list(state.missing):
                 if now is None or since + grace <= now:
                     out.append(Gap(sender, first, last, since))
         return out

@@ -65,6 +65,7 @@ __all__ = ["NodeClient"]
 
 log = logging.getLogger("blo.sub")
 RECEIPT_DAYS = 30
+COMMIT_TRIES = 3  # a locked or busy inbox often clears within a second
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,10 +129,13 @@ class NodeClient:
         self._incoming: queue.SimpleQueue[_Incoming] = queue.SimpleQueue()
         self._link = 0  # counts connections: an ack is only valid on the link it came by
         self._committer: threading.Thread | None = None
+        self.faults = 0  # unexpected exceptions survived; the last one is in ``last_fault``
+        self.last_fault = ""
         self.client = node_client(bundle)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
+        # A callback that raises would end paho's thread, and with it the link.
+        self.client.on_connect = self._guard("on_connect", self._on_connect)
+        self.client.on_disconnect = self._guard("on_disconnect", self._on_disconnect)
+        self.client.on_message = self._guard("on_message", self._on_message)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -160,6 +164,48 @@ class NodeClient:
         self.inbox.set_state(link="stopped")
         self.inbox.close()
         self.outbox.close()
+
+    # -- surviving faults ------------------------------------------------------------------
+
+    def _fault(self, where: str, exc: BaseException) -> None:
+        """Log an unexpected exception with the node named; count it and show it in status."""
+        self.faults += 1
+        self.last_fault = f"{where}: {type(exc).__name__}: {exc}"
+        log.error("%s: %s failed; going on", self.me, where, exc_info=exc)
+        self._set_state(faults=self.faults, last_fault=self.last_fault)
+
+    def _set_state(self, **values: Any) -> None:
+        """``inbox.set_state`` for paho's thread: a failed write is logged, never raised."""
+        try:
+            self.inbox.set_state(**values)
+        except sqlite3.Error as exc:
+            log.error("%s: could not record %s in the inbox: %s", self.me, sorted(values), exc)
+
+    def _guard(self, name: str, callback: Callable[..., None]) -> Callable[..., None]:
+        def guarded(*args: Any) -> None:
+            try:
+                callback(*args)
+            except Exception as exc:  # logged and counted, never silent
+                self._fault(f"paho {name}", exc)
+
+        return guarded
+
+    def _relink(self) -> None:
+        """Drop the link and make it again, so the broker redelivers what is unacknowledged.
+
+        An unacknowledged QoS 1 message holds one of the broker's in-flight slots
+        (100) until the session reconnects: a batch that cannot be committed must
+        not leave the link stalled behind it.
+        """
+        if self._stop.is_set():
+            return
+        log.warning("%s: dropping the link for a redelivery", self.me)
+        self.client.disconnect()
+        self.client.loop_stop()
+        if self._stop.is_set():
+            return
+        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.loop_start()
 
     # -- sending -----------------------------------------------------------------------
 
@@ -224,7 +270,7 @@ class NodeClient:
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, p: Any) -> None:
         if rc.is_failure:
             log.error("%s refused by the broker: %s", self.me, rc)
-            self.inbox.set_state(link=f"refused: {rc}")
+            self._set_state(link=f"refused: {rc}")
             return
         entry = self.receiver.trust.node(self.me)
         keyset = self.receiver.trust.keyset(country_of(self.me))
@@ -238,7 +284,7 @@ class NodeClient:
         self._link += 1
         self.connected.set()
         now = self.clock()
-        self.inbox.set_state(link="up", last_contact=now.isoformat())
+        self._set_state(link="up", last_contact=now.isoformat())
         log.info(
             "%s connected to %s:%d (session %s)",
             self.me,
@@ -252,7 +298,7 @@ class NodeClient:
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, f: Any, rc: Any, p: Any) -> None:
         self.connected.clear()
         if not self._stop.is_set():
-            self.inbox.set_state(link="down", last_contact=self.clock().isoformat())
+            self._set_state(link="down", last_contact=self.clock().isoformat())
             log.warning("%s link down (%s); reconnecting", self.me, rc)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
@@ -261,6 +307,8 @@ class NodeClient:
                 self._resend(bytes(message.payload))
             except BloError as exc:  # one bad request never stops the client
                 log.warning("%s: %s on %s", self.me, exc, message.topic)
+            except Exception as exc:  # e.g. the outbox unreadable: the archive asks again
+                self._fault(f"resending at the archive's request ({message.topic})", exc)
             finally:
                 client.ack(message.mid, message.qos)
             return
@@ -283,12 +331,15 @@ class NodeClient:
                     break
             try:
                 self._commit(batch)
-            except Exception:  # the receive path must outlive any one batch
-                # Nothing of it was acknowledged and the window forgets it, so the
-                # broker or the archive brings it again and it is accepted then.
-                log.exception("%s: a batch of %d messages failed", self.me, len(batch))
+            except Exception as exc:  # the receive path must outlive any one batch
+                # Nothing of it was acknowledged; the window and the message ids
+                # forget it, and a new link makes the broker send it again (the
+                # catch-up asks the archive too), so it is accepted then.
+                self._fault(f"committing a batch of {len(batch)} messages", exc)
                 with contextlib.suppress(Exception):
                     self._rebuild_window(self.clock())
+                self.receiver.forget(self._msg_ids(batch))
+                self._relink()
 
     def _commit(self, batch: list[_Incoming]) -> None:
         """Check each message, commit the accepted ones together, then acknowledge all."""
@@ -305,18 +356,10 @@ class NodeClient:
                 keep.append(result)
             elif result is not None:
                 refused[result.reason.value] += 1
-        try:
-            # Refusals are counted in the same transaction: after a cut the broker
-            # resends its whole in-flight window, and one fsync per duplicate let
-            # the backlog outlive the next link (the full soak stalled so).
-            stored = self.inbox.add_many(keep, now, refused)
-        except sqlite3.Error as exc:
-            # Nothing of the batch is acknowledged, and the replay window forgets it:
-            # the broker sends it again after the next reconnect, and the periodic
-            # catch-up asks the archive for it before that.
-            log.error("%s: inbox write failed (%s); the batch will be redelivered", self.me, exc)
-            self._rebuild_window(now)
-            return
+        # Refusals are counted in the same transaction: after a cut the broker
+        # resends its whole in-flight window, and one fsync per duplicate let
+        # the backlog outlive the next link (the full soak stalled so).
+        stored = self._add_many(keep, now, refused)
         fresh = [result for result, new in zip(keep, stored, strict=True) if new]
         # One outbox transaction for the batch's receipts, as for the inbox.
         self._receipts(
@@ -329,6 +372,24 @@ class NodeClient:
         for item in batch:
             if item.link == self._link:  # a message id from an older link means nothing now
                 self.client.ack(item.mid, item.qos)
+
+    def _add_many(self, keep: list[Accepted], now: datetime, refused: Counter[str]) -> list[bool]:
+        """``inbox.add_many``, tried ``COMMIT_TRIES`` times; the last error goes up."""
+        for attempt in range(1, COMMIT_TRIES):
+            try:
+                return self.inbox.add_many(keep, now, refused)
+            except sqlite3.Error as exc:
+                log.warning("%s: inbox write failed (%s); try %d", self.me, exc, attempt + 1)
+                time.sleep(0.2 * attempt)
+        return self.inbox.add_many(keep, now, refused)
+
+    @staticmethod
+    def _msg_ids(batch: list[_Incoming]) -> list[bytes]:
+        ids = []
+        for item in batch:
+            with contextlib.suppress(BloError):
+                ids.append(open_envelope(item.payload).header.msg_id)
+        return ids
 
     def _rebuild_window(self, now: datetime) -> None:
         window = ReplayWindow()
@@ -469,3 +530,5 @@ class NodeClient:
                 )
             except BloError as exc:
                 log.warning("%s: %s", self.me, exc)
+            except Exception as exc:  # the ticker must outlive any fault, and say so
+                self._fault("ticker", exc)

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from mqttc import TestClient
 from netsim import ALERT
 from nodekit import Nodes, wait_for
 
+from broker.archive_service import ArchiveService
 from certs import EnrolmentBundle, Pki
 from schemas import Scope, Signer, seal
 from subscriber import Inbox
@@ -184,3 +186,79 @@ def test_forged_tampered_and_replayed_envelopes_are_shown_nowhere(
     capsys.readouterr()
     assert sub_main(["inbox", *args]) == 0
     assert "inbox (1)" in capsys.readouterr().out
+
+
+# -- issue 9, items 2 and 4: a failed commit, dying threads ---------------------------------
+
+
+class FailingFor:
+    """Wraps a store's ``add_many``: every call with something to store raises
+    ``sqlite3.OperationalError`` from the first such call until ``seconds`` later."""
+
+    def __init__(self, add_many: Callable[..., list[bool]], seconds: float) -> None:
+        self.add_many, self.seconds = add_many, seconds
+        self.started: float | None = None
+        self.failed = 0  # calls that raised
+        self.refused = 0  # messages in the batches that raised
+
+    def __call__(self, batch: list[object], *args: object, **kwargs: object) -> list[bool]:
+        if batch:
+            if self.started is None:
+                self.started = time.monotonic()
+            if time.monotonic() - self.started < self.seconds:
+                self.failed += 1
+                self.refused += len(batch)
+                raise sqlite3.OperationalError("disk I/O error (injected by the test)")
+        return self.add_many(batch, *args, **kwargs)
+
+
+def test_failed_inbox_commit_is_redelivered_and_the_link_goes_on(
+    broker: BrokerHandle, tmp_path: Path
+) -> None:
+    """On Mosquitto without the archive, only the broker's redelivery can bring a batch
+    back: the tablet must not acknowledge it before its commit, must forget it (window
+    and message ids) and must not leave the broker's in-flight window full of
+    unacknowledged messages. amqtt drops what is in flight at a disconnect, so there
+    the archive's catch-up brings it back (and is refused if the ids are not forgotten)."""
+    archive = None
+    if broker.kind == "amqtt":
+        archive = ArchiveService(
+            EnrolmentBundle.load(broker.network.bundle("kh-archive")),
+            "127.0.0.1",
+            broker.port,
+            tmp_path / "archive.sqlite3",
+            trust_source=Pki(broker.network.kh).trust_messages,
+            gap_grace=timedelta(seconds=1),
+            probe_every=3.0,
+        )
+        archive.start()
+        assert archive.connected.wait(10)
+    group = Nodes(broker.network, broker.port, tmp_path)
+    try:
+        hq = group.start("kh-nacd")
+        tablet = group.start("kh-blo-bavet")
+        assert hq.connected.wait(10)
+        assert tablet.connected.wait(10)
+        failing = FailingFor(tablet.inbox.add_many, seconds=2.0)
+        tablet.inbox.add_many = failing  # type: ignore[method-assign]
+        first = 150  # more than the broker's in-flight window (100) while commits fail
+        for _ in range(first):
+            hq.send(ALERT, Scope.country("kh"))
+        assert wait_for(lambda: failing.failed > 0)  # positive control: the fault happened
+
+        def held() -> list[int]:
+            return [s for n, s in tablet.inbox.sequences() if n == "kh-nacd"]
+
+        assert wait_for(lambda: held() == list(range(1, first + 1)), 60), len(held())
+        assert failing.refused >= 100, failing.refused
+        for _ in range(50):  # and the link goes on after it
+            hq.send(ALERT, Scope.country("kh"))
+        assert wait_for(lambda: held() == list(range(1, first + 51)), 60), len(held())
+        state = tablet.inbox.state()
+        assert state["faults"] >= 1
+        assert "OperationalError" in state["last_fault"]
+        assert tablet.faults == state["faults"]
+    finally:
+        group.stop_all()
+        if archive is not None:
+            archive.stop()
