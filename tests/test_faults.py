@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,8 @@ from nodekit import Nodes, wait_for
 
 from broker.archive_service import ArchiveService
 from certs import EnrolmentBundle, Pki
-from schemas import Scope, Signer, seal
+from demo.flaky import FaultProxy
+from schemas import Crime, Incident, Kind, Position, ReplayWindow, Scope, Signer, seal
 from subscriber import Inbox
 from subscriber.cli import main as sub_main
 
@@ -261,4 +263,117 @@ def test_failed_inbox_commit_is_redelivered_and_the_link_goes_on(
     finally:
         group.stop_all()
         if archive is not None:
+            archive.stop()
+
+
+def test_gaps_can_be_read_while_another_thread_commits() -> None:
+    """The tablet's ticker reads the window's gaps while its committer commits:
+    "dictionary changed size during iteration" killed the ticker."""
+    window = ReplayWindow()
+    now = datetime.now(UTC)
+    for i in range(3_000):  # a gap each, so one gaps() call spans many thread switches
+        window.commit(f"kh-blo-s{i}", 5, now)
+    stop = threading.Event()
+
+    def commit() -> None:
+        i = 0
+        while not stop.is_set():
+            window.commit(f"kh-blo-n{i}", 3, now)  # a new sender: the dict grows
+            i += 1
+            if i % 50 == 0:
+                time.sleep(0.0005)  # bounded growth
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
+    writer = threading.Thread(target=commit, daemon=True)
+    writer.start()
+    try:
+        for _ in range(50):
+            assert len(window.gaps()) >= 3_000
+    finally:
+        stop.set()
+        writer.join(5)
+        sys.setswitchinterval(old)
+    assert len(window.senders()) > 3_000  # positive control: the writer did run meanwhile
+
+
+def test_ticker_and_paho_callbacks_outlive_unexpected_exceptions(
+    network: Network, tmp_path: Path
+) -> None:
+    Pki(network.kh).write_bundle("kh-nacd")  # so HQ knows the tablet's key without the archive
+    with embedded_broker(network) as handle:
+        proxy = FaultProxy(handle.port)
+        flaky = proxy.start()
+        group = Nodes(network, handle.port, tmp_path)
+        try:
+            hq = group.start("kh-nacd")
+            tablet = group.start("kh-blo-bavet", port=flaky)
+            assert hq.connected.wait(10)
+            assert tablet.connected.wait(10)
+            # The ticker meets an exception that is not a BloError, once.
+            counts = tablet.outbox.counts
+            calls = {"n": 0}
+
+            def counts_once_broken() -> tuple[int, int]:
+                calls["n"] += 1
+                if calls["n"] == 1:
+                    raise RuntimeError("outbox counts failed (injected by the test)")
+                return counts()
+
+            tablet.outbox.counts = counts_once_broken  # type: ignore[method-assign]
+            assert wait_for(lambda: tablet.faults == 1)
+            assert "RuntimeError" in tablet.inbox.state()["last_fault"]
+            # ... and goes on: what the tablet queues now is still sent.
+            incident = Incident(
+                crime=Crime.MIGRANT_SMUGGLING,
+                occurred=datetime.now(UTC).replace(microsecond=0),
+                position=Position(lat=13.6581, lon=102.5621),
+            )
+            tablet.send(incident, Scope.country("kh"))
+            assert wait_for(lambda: len(hq.inbox.messages((Kind.INCIDENT,))) == 1)
+            assert wait_for(lambda: calls["n"] > 1, 10)
+
+            # paho's callbacks write the link state to the inbox; a failing write must
+            # not end paho's thread (which would end the link for good).
+            def broken(**values: object) -> None:
+                raise sqlite3.OperationalError("database is locked (injected by the test)")
+
+            tablet.inbox.set_state = broken  # type: ignore[method-assign]
+            proxy.cut_all()
+            assert wait_for(lambda: not tablet.connected.is_set(), 10)
+            assert wait_for(tablet.connected.is_set, 30)  # reconnected
+            hq.send(ALERT, Scope.country("kh"))
+            assert wait_for(lambda: tablet.inbox.count() == 1)
+            del tablet.inbox.set_state  # the class's own again, for stop()
+        finally:
+            group.stop_all()
+            proxy.stop()
+
+
+def test_archive_ticker_outlives_an_unexpected_exception(network: Network, tmp_path: Path) -> None:
+    with embedded_broker(network) as handle:
+        pki = Pki(network.kh)
+        archive = ArchiveService(
+            EnrolmentBundle.load(network.bundle("kh-archive")),
+            "127.0.0.1",
+            handle.port,
+            tmp_path / "archive.sqlite3",
+            trust_source=pki.trust_messages,
+        )
+        archive.start()
+        try:
+            assert archive.connected.wait(10)
+            calls = {"n": 0}
+
+            def trust_once_broken() -> list[bytes]:
+                calls["n"] += 1
+                if calls["n"] == 1:
+                    raise OSError("PKI folder unreadable (injected by the test)")
+                return pki.trust_messages()
+
+            archive.trust_source = trust_once_broken
+            assert wait_for(lambda: calls["n"] >= 3, 10), calls  # the ticker goes on
+            assert archive.stats["faults"] == 1
+            assert "PKI folder unreadable" in archive.last_fault
+        finally:
             archive.stop()
