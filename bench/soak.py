@@ -22,15 +22,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(broker: str, alerts: int, incidents: int) -> tuple[bool, list[str]]:
-    """One broker's soak; returns (passed, the SOAK lines it printed)."""
+def run(broker: str, alerts: int, incidents: int, log: Path | None) -> tuple[bool, list[str]]:
+    """One broker's soak; returns (passed, the SOAK lines it printed); all output to ``log``."""
     env = {**os.environ, "BLO_SOAK_ALERTS": str(alerts), "BLO_SOAK_INCIDENTS": str(incidents)}
     command = [sys.executable, "-m", "pytest", "tests/test_soak.py", "-s", "-q", "-k", broker]
     started = time.monotonic()
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("SOAK ")]
-    if done.returncode != 0:
-        print(done.stdout[-4000:], done.stderr[-2000:], sep="\n", file=sys.stderr)
+    if log is not None:
+        log.write_text(done.stdout + done.stderr)
+    if done.returncode != 0:  # what failed and why, without the captured log lines
+        why = [ln for ln in done.stdout.splitlines() if ln.startswith(("E ", "FAILED", "ERROR"))]
+        print("\n".join(why[-40:]), done.stderr[-2000:], sep="\n", file=sys.stderr)
     lines.append(f"SOAK {broker} total: {round(time.monotonic() - started)} s")
     return done.returncode == 0, lines
 
@@ -40,10 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--brokers", default="amqtt,mosquitto", help="default: %(default)s")
     parser.add_argument("--alerts", type=int, default=2000, help="default: %(default)s")
     parser.add_argument("--incidents", type=int, default=100, help="per BLO; default: %(default)s")
+    parser.add_argument("--log", type=Path, help="folder for each broker's full pytest output")
     args = parser.parse_args(argv)
     ok = True
     for broker in args.brokers.split(","):
-        passed, lines = run(broker, args.alerts, args.incidents)
+        log = args.log / f"soak-{broker}.log" if args.log else None
+        if args.log:
+            args.log.mkdir(parents=True, exist_ok=True)
+        passed, lines = run(broker, args.alerts, args.incidents, log)
         print("\n".join(lines), flush=True)
         print(f"SOAK {broker}: {'passed' if passed else 'FAILED'}", flush=True)
         ok = ok and passed
