@@ -34,7 +34,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from broker.archive import ArchiveStore, entitled
+from broker.archive import ArchiveStore, Stored, entitled
 from broker.errors import BrokerError
 from certs import EnrolmentBundle
 from schemas import (
@@ -62,6 +62,7 @@ __all__ = ["ArchiveService"]
 log = logging.getLogger("blo.archive")
 
 MAX_REPLAY = 10_000
+REPLAY_HOLD = 10.0  # seconds before the same envelope is replayed to the same node again
 BATCH = 100  # envelopes per transaction; paho holds at most 100 unacknowledged
 COMMIT_TRIES = 3  # a locked or busy file often clears within a second
 
@@ -106,6 +107,10 @@ class ArchiveService:
         self.receiver = Receiver(self.trust)
         self._rebuild_window(clock())
         self._asked: dict[str, float] = {}
+        # When each sender was last heard from (committer), and what was replayed to
+        # whom lately (paho's thread): see _probe and _serve.
+        self._heard: dict[str, float] = {}
+        self._served: dict[tuple[str, str], list[tuple[int, int, float]]] = {}
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self._committer: threading.Thread | None = None
@@ -273,6 +278,7 @@ class ArchiveService:
             result = self.receiver.receive(item.topic, item.payload, now)
             if isinstance(result, Accepted):
                 keep.append((result, item.topic))
+                self._heard[result.header.sender] = time.monotonic()
             elif result.reason is not Reason.DUPLICATE:
                 self.stats["rejected"] += 1
                 log.warning("archive %s", result)
@@ -325,6 +331,7 @@ class ArchiveService:
         rules = rules_for(entry, keyset.nodes)
         items = self.store.range(request.sender, request.first, request.last, MAX_REPLAY)
         served = [item for item in items if entitled(entry, rules, item)]
+        served = self._not_in_flight(node, request, served)
         for item in served:
             self.client.publish(replay_topic(node), item.data, qos=1)
         self.stats["replayed"] += len(served)
@@ -337,6 +344,30 @@ class ArchiveService:
             request.last or "newest",
             node,
         )
+
+    def _not_in_flight(
+        self, node: str, request: ReplayRequest, items: list[Stored]
+    ) -> list[Stored]:
+        """Leave out what was replayed to ``node`` less than REPLAY_HOLD seconds ago.
+
+        A node that lags behind a busy stream asks for "everything after my newest"
+        at every catch-up; replaying again what the last replay is still delivering
+        multiplied the traffic to a lagging tablet until it never caught up (the
+        full soak on Mosquitto, once the archive stored faster). A replay lost with
+        a cut link is sent again once the hold has passed.
+        """
+        now = time.monotonic()
+        key = (node, request.sender)
+        recent = [r for r in self._served.get(key, []) if now - r[2] < REPLAY_HOLD]
+        kept = [
+            item
+            for item in items
+            if not any(first <= item.seq <= last for first, last, _ in recent)
+        ]
+        if kept:
+            recent.append((kept[0].seq, kept[-1].seq, now))
+        self._served[key] = recent
+        return kept
 
     # -- trust and gaps ----------------------------------------------------------------
 
@@ -395,9 +426,12 @@ class ArchiveService:
         A broker that acknowledged a sender's last messages and then died leaves
         no gap behind; the sender's outbox answers with nothing if nothing is newer.
         """
+        quiet = self._probe_backoff  # a sender still sending shows a lost tail as a gap
         self._probe_backoff = min(self._probe_backoff * 2, self.probe_every)
         self._probe_at = time.monotonic() + self._probe_backoff
         for sender in (s for s in self.receiver.window.senders() if is_node_id(s)):
+            if time.monotonic() - self._heard.get(sender, 0.0) < quiet:
+                continue
             first = self.receiver.window.top(sender) + 1
             request = ReplayRequest(sender=sender, first=first)
             self.client.publish(resend_topic(sender), encode_request(request), qos=1)

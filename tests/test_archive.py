@@ -351,7 +351,8 @@ def test_archive_acknowledges_only_what_it_stored(
                 for wire in wires:
                     assert raw.publish("blo/country/kh", wire)
             else:
-                threading.Thread(target=hq.run, args=(0.0,), daemon=True).start()
+                # Longer than the fault, so the archive hears of HQ and asks for the rest.
+                threading.Thread(target=hq.run, args=(0.03,), daemon=True).start()
             assert wait_for(lambda: failing.failed > 0)  # positive control: the fault happened
 
             def held() -> list[int]:
