@@ -62,6 +62,7 @@ __all__ = ["ArchiveService"]
 log = logging.getLogger("blo.archive")
 
 MAX_REPLAY = 10_000
+CATCH_UP_CHUNK = 500  # envelopes per open-ended request
 REPLAY_HOLD = 10.0  # seconds before the same envelope is replayed to the same node again
 BATCH = 100  # envelopes per transaction; paho holds at most 100 unacknowledged
 COMMIT_TRIES = 3  # a locked or busy file often clears within a second
@@ -329,7 +330,10 @@ class ArchiveService:
             log.warning("replay refused to %s: not an active node", node)
             return
         rules = rules_for(entry, keyset.nodes)
-        items = self.store.range(request.sender, request.first, request.last, MAX_REPLAY)
+        # "Everything after my newest" is served in chunks: the node asks again from
+        # its new newest. A long replay on a link cut every few seconds is mostly lost.
+        limit = MAX_REPLAY if request.last is not None else CATCH_UP_CHUNK
+        items = self.store.range(request.sender, request.first, request.last, limit)
         served = [item for item in items if entitled(entry, rules, item)]
         served = self._not_in_flight(node, request, served)
         for item in served:
@@ -348,14 +352,17 @@ class ArchiveService:
     def _not_in_flight(
         self, node: str, request: ReplayRequest, items: list[Stored]
     ) -> list[Stored]:
-        """Leave out what was replayed to ``node`` less than REPLAY_HOLD seconds ago.
+        """For "everything after my newest": leave out what was replayed to ``node``
+        less than REPLAY_HOLD seconds ago.
 
-        A node that lags behind a busy stream asks for "everything after my newest"
-        at every catch-up; replaying again what the last replay is still delivering
-        multiplied the traffic to a lagging tablet until it never caught up (the
-        full soak on Mosquitto, once the archive stored faster). A replay lost with
-        a cut link is sent again once the hold has passed.
+        A node that lags behind a busy stream asks so at every catch-up; replaying
+        again what the last replay is still delivering multiplied the traffic to a
+        lagging tablet until it never caught up (the full soak on Mosquitto, once
+        the archive stored faster). A replay lost with a cut link is sent again
+        once the hold has passed. Requests for a gap are paced by the node itself.
         """
+        if request.last is not None:
+            return items
         now = time.monotonic()
         key = (node, request.sender)
         recent = [r for r in self._served.get(key, []) if now - r[2] < REPLAY_HOLD]
