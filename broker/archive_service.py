@@ -63,6 +63,7 @@ log = logging.getLogger("blo.archive")
 
 MAX_REPLAY = 10_000
 CATCH_UP_CHUNK = 500  # envelopes per open-ended request
+REPLAY_BACKLOG = 500  # replays still going out above which a catch-up waits its next turn
 REPLAY_HOLD = 10.0  # seconds before the same envelope is replayed to the same node again
 BATCH = 100  # envelopes per transaction; paho holds at most 100 unacknowledged
 COMMIT_TRIES = 3  # a locked or busy file often clears within a second
@@ -112,6 +113,7 @@ class ArchiveService:
         # whom lately (paho's thread): see _probe and _serve.
         self._heard: dict[str, float] = {}
         self._served: dict[tuple[str, str], list[tuple[int, int, float]]] = {}
+        self._replaying: list[mqtt.MQTTMessageInfo] = []  # replays not yet acknowledged
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self._committer: threading.Thread | None = None
@@ -333,11 +335,18 @@ class ArchiveService:
         # "Everything after my newest" is served in chunks: the node asks again from
         # its new newest. A long replay on a link cut every few seconds is mostly lost.
         limit = MAX_REPLAY if request.last is not None else CATCH_UP_CHUNK
+        if request.last is None and self._replay_backlog() > REPLAY_BACKLOG:
+            # Behind a backlog the answer would arrive late, to a link that may have
+            # been cut meanwhile; the node asks again at its next catch-up.
+            log.info(
+                "catch-up of %s for %s deferred: replays still going out", node, request.sender
+            )
+            return
         items = self.store.range(request.sender, request.first, request.last, limit)
         served = [item for item in items if entitled(entry, rules, item)]
         served = self._not_in_flight(node, request, served)
         for item in served:
-            self.client.publish(replay_topic(node), item.data, qos=1)
+            self._replaying.append(self.client.publish(replay_topic(node), item.data, qos=1))
         self.stats["replayed"] += len(served)
         log.info(
             "replayed %d of %d envelopes of %s #%d-%s to %s",
@@ -348,6 +357,18 @@ class ArchiveService:
             request.last or "newest",
             node,
         )
+
+    def _replay_backlog(self) -> int:
+        """How many replays paho still holds unacknowledged (paho's thread only)."""
+
+        def pending(info: mqtt.MQTTMessageInfo) -> bool:
+            try:
+                return not info.is_published()
+            except (RuntimeError, ValueError):  # not queued: nothing to wait for
+                return False
+
+        self._replaying = [info for info in self._replaying if pending(info)]
+        return len(self._replaying)
 
     def _not_in_flight(
         self, node: str, request: ReplayRequest, items: list[Stored]

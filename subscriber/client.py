@@ -24,7 +24,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +38,7 @@ from schemas import (
     Accepted,
     Alert,
     BloError,
+    Gap,
     Kind,
     Reason,
     Receipt,
@@ -61,12 +62,31 @@ from schemas import (
 from subscriber.inbox import Inbox
 from subscriber.link import node_client
 
-__all__ = ["NodeClient"]
+__all__ = ["NodeClient", "gap_requests"]
 
 log = logging.getLogger("blo.sub")
 RECEIPT_DAYS = 30
 COMMIT_TRIES = 3  # a locked or busy inbox often clears within a second
 MAX_ASK = 256  # sequence numbers per gap request (the rest is asked next period)
+
+
+def gap_requests(gaps: Iterable[Gap], most: int = MAX_ASK) -> dict[str, tuple[int, int]]:
+    """The replay request (first, last) per sender for its ``gaps``, oldest first.
+
+    At most ``most`` numbers a request, and at least half of them missing: one
+    span over all of a sender's gaps replayed mostly messages already held, too
+    long for a link cut every few seconds (the full soak on amqtt never caught
+    up). What is left is asked in the next period.
+    """
+    spans: dict[str, tuple[int, int, int]] = {}
+    for gap in gaps:
+        low, high, missing = spans.get(gap.sender, (gap.first, 0, 0))
+        last = min(gap.last, low + most - 1)
+        count = missing + last - gap.first + 1
+        if gap.first > last or (high and last - low + 1 > 2 * count):
+            continue
+        spans[gap.sender] = (low, last, count)
+    return {sender: (first, last) for sender, (first, last, _) in spans.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -506,19 +526,9 @@ class NodeClient:
             try:
                 self._flush()
                 now = self.clock()
-                spans: dict[str, tuple[int, int, int]] = {}
-                for gap in self.receiver.gaps(now, self.gap_grace):
-                    # One request per sender and period, of at most MAX_ASK numbers
-                    # and at least half of them missing: one span over far-apart gaps
-                    # was a replay of mostly held messages, too long for a link cut
-                    # every few seconds (the full soak on amqtt never caught up).
-                    low, high, missing = spans.get(gap.sender, (gap.first, 0, 0))
-                    last = min(gap.last, low + MAX_ASK - 1)
-                    count = missing + last - gap.first + 1
-                    if gap.first > last or (high and last - low + 1 > 2 * count):
-                        continue
-                    spans[gap.sender] = (low, last, count)
-                for sender, (first, last, _) in spans.items():
+                for sender, (first, last) in gap_requests(
+                    self.receiver.gaps(now, self.gap_grace)
+                ).items():
                     self._ask(sender, first, last)
                 if time.monotonic() - self._caught_up >= self.catch_up_every:
                     self._catch_up()

@@ -27,6 +27,7 @@ from demo.flaky import FaultProxy
 from schemas import Crime, Incident, Kind, Position, ReplayWindow, Scope, Signer, seal
 from subscriber import Inbox
 from subscriber.cli import main as sub_main
+from subscriber.client import gap_requests
 
 KILLS = int(os.environ.get("BLO_TABLET_KILLS", "20"))
 
@@ -377,3 +378,24 @@ def test_archive_ticker_outlives_an_unexpected_exception(network: Network, tmp_p
             assert "PKI folder unreadable" in archive.last_fault
         finally:
             archive.stop()
+
+
+def test_gap_requests_are_short_and_mostly_missing() -> None:
+    """A request a link cut every few seconds can carry: one span over all gaps
+    replayed 1,257 envelopes for 173 missing, and the full soak on amqtt never ended."""
+    window = ReplayWindow()
+    now = datetime.now(UTC)
+    for seq in [1, 2, 3, 10, 12, 13, 14, 20, 400, 2000]:
+        window.commit("kh-nacd", seq, now)
+    for seq in [5, 9]:
+        window.commit("kh-rc", seq, now)
+    asked = gap_requests(window.gaps())
+    # 4-9, 11, 15-19 and the first part of 21-399 (256 numbers, 251 of them missing)
+    assert asked == {"kh-nacd": (4, 259), "kh-rc": (1, 8)}
+    # Far-apart single gaps are asked one by one, not as one long span.
+    sparse = ReplayWindow()
+    for seq in range(1, 301):
+        if seq not in (2, 150, 299):
+            sparse.commit("kh-nacd", seq, now)
+    assert gap_requests(sparse.gaps()) == {"kh-nacd": (2, 2)}
+    assert gap_requests([]) == {}
