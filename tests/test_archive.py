@@ -366,3 +366,36 @@ def test_archive_acknowledges_only_what_it_stored(
             raw.close()
             hq.client.close()
             archive.stop()
+
+
+def test_replays_are_paced_for_a_flapping_link(network: Network, tmp_path: Path) -> None:
+    """Item 5: "everything after my newest" is served 500 at a time and not twice to one
+    node within 10 s (a lagging tablet's catch-ups replayed the same thousand envelopes
+    every few seconds); a request for a gap is served whole."""
+    archive = ArchiveService(
+        EnrolmentBundle.load(network.bundle("kh-archive")),
+        "127.0.0.1",
+        free_port(),  # never connected: publishing only queues in paho
+        tmp_path / "archive.sqlite3",
+    )
+    try:
+        receiver = Receiver(Pki(network.kh).trust_store(datetime.now(UTC)))
+        now = datetime.now(UTC)
+        wires = envelopes(network, "kh-nacd", Scope.country("kh"), 600)
+        accepted = [receiver.receive("blo/country/kh", w, now) for w in wires]
+        pairs = [(r, "blo/country/kh") for r in accepted if isinstance(r, Accepted)]
+        assert archive.store.add_many(pairs, now) == [True] * 600
+
+        def ask(node: str, first: int, last: int | None = None) -> int:
+            before = archive.stats["replayed"]
+            request = ReplayRequest(sender="kh-nacd", first=first, last=last)
+            archive._serve(node, encode_request(request))
+            return archive.stats["replayed"] - before
+
+        assert ask("kh-blo-bavet", 1) == 500  # a chunk
+        assert ask("kh-blo-bavet", 1) == 0  # still on its way
+        assert ask("kh-blo-poipet", 1) == 500  # another node is another matter
+        assert ask("kh-blo-bavet", 501) == 100  # the next chunk
+        assert ask("kh-blo-bavet", 10, 12) == 3  # a gap: the node paces those itself
+    finally:
+        archive.store.close()
