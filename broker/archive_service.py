@@ -113,7 +113,8 @@ class ArchiveService:
         # whom lately (paho's thread): see _probe and _serve.
         self._heard: dict[str, float] = {}
         self._served: dict[tuple[str, str], list[tuple[int, int, float]]] = {}
-        self._replaying: list[mqtt.MQTTMessageInfo] = []  # replays not yet acknowledged
+        # Replays not yet acknowledged, with when they were published.
+        self._replaying: list[tuple[mqtt.MQTTMessageInfo, float]] = []
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self._committer: threading.Thread | None = None
@@ -346,7 +347,8 @@ class ArchiveService:
         served = [item for item in items if entitled(entry, rules, item)]
         served = self._not_in_flight(node, request, served)
         for item in served:
-            self._replaying.append(self.client.publish(replay_topic(node), item.data, qos=1))
+            info = self.client.publish(replay_topic(node), item.data, qos=1)
+            self._replaying.append((info, time.monotonic()))
         self.stats["replayed"] += len(served)
         log.info(
             "replayed %d of %d envelopes of %s #%d-%s to %s",
@@ -359,15 +361,20 @@ class ArchiveService:
         )
 
     def _replay_backlog(self) -> int:
-        """How many replays paho still holds unacknowledged (paho's thread only)."""
+        """How many replays paho still holds unacknowledged (paho's thread only).
 
-        def pending(info: mqtt.MQTTMessageInfo) -> bool:
+        One not acknowledged within a minute is no longer counted, so a replay
+        that paho never completes cannot hold every later catch-up back.
+        """
+        now = time.monotonic()
+
+        def pending(info: mqtt.MQTTMessageInfo, since: float) -> bool:
             try:
-                return not info.is_published()
+                return now - since < 60 and not info.is_published()
             except (RuntimeError, ValueError):  # not queued: nothing to wait for
                 return False
 
-        self._replaying = [info for info in self._replaying if pending(info)]
+        self._replaying = [(i, t) for i, t in self._replaying if pending(i, t)]
         return len(self._replaying)
 
     def _not_in_flight(
