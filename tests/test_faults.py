@@ -322,7 +322,7 @@ def test_ticker_and_paho_callbacks_outlive_unexpected_exceptions(
                 return counts()
 
             tablet.outbox.counts = counts_once_broken  # type: ignore[method-assign]
-            assert wait_for(lambda: tablet.faults == 1)
+            assert wait_for(lambda: tablet.faults >= 1)
             assert "RuntimeError" in tablet.inbox.state()["last_fault"]
             # ... and goes on: what the tablet queues now is still sent.
             incident = Incident(
@@ -374,7 +374,7 @@ def test_archive_ticker_outlives_an_unexpected_exception(network: Network, tmp_p
 
             archive.trust_source = trust_once_broken
             assert wait_for(lambda: calls["n"] >= 3, 10), calls  # the ticker goes on
-            assert archive.stats["faults"] == 1
+            assert archive.stats["faults"] >= 1
             assert "PKI folder unreadable" in archive.last_fault
         finally:
             archive.stop()
