@@ -1,8 +1,8 @@
 """The archive's store and rules: every accepted envelope, kept durably, served to whom may read it.
 
 ``ArchiveStore`` is SQLite in WAL mode with ``synchronous=FULL``: a row is on
-disk when ``add`` returns, so the MQTT acknowledgement that follows can never
-acknowledge a message the archive would lose in a crash. The original signed
+disk when ``add`` or ``add_many`` returns, so the MQTT acknowledgement that
+follows can never acknowledge a message the archive would lose in a crash. The original signed
 bytes are kept, never re-encoded, so a replay verifies exactly as the live
 message did. ``entitled`` is the pure rule of who may be served what.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -77,24 +77,51 @@ class ArchiveStore:
 
     def add(self, accepted: Accepted, topic: str, now: datetime) -> bool:
         """Store one accepted envelope; False if it was already there."""
-        h = accepted.header
+        return self.add_many([(accepted, topic)], now)[0]
+
+    def add_many(self, batch: Sequence[tuple[Accepted, str]], now: datetime) -> list[bool]:
+        """Store several accepted envelopes (each with its topic) in one transaction.
+
+        One fsync for the batch, not one each (group commit). Returns, for each,
+        whether it was new. All or none are stored: on an error nothing is, and
+        the error (``sqlite3.Error``) goes to the caller, who must not acknowledge.
+        """
+        if not batch:
+            return []
+        new: list[bool] = []
         with self._lock:
-            cursor = self._db.execute(
-                "INSERT OR IGNORE INTO envelopes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    h.sender,
-                    h.epoch,
-                    h.seq,
-                    h.msg_id,
-                    int(h.kind),
-                    str(h.scope),
-                    topic,
-                    int(h.issued.timestamp()),
-                    int(now.timestamp()),
-                    accepted.raw,
-                ),
-            )
-        return cursor.rowcount == 1
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for accepted, topic in batch:
+                    h = accepted.header
+                    cursor = self._db.execute(
+                        "INSERT OR IGNORE INTO envelopes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            h.sender,
+                            h.epoch,
+                            h.seq,
+                            h.msg_id,
+                            int(h.kind),
+                            str(h.scope),
+                            topic,
+                            int(h.issued.timestamp()),
+                            int(now.timestamp()),
+                            accepted.raw,
+                        ),
+                    )
+                    new.append(cursor.rowcount == 1)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return new
+
+    def durability(self) -> tuple[str, int]:
+        """The journal mode and ``synchronous`` level in force ("wal", 2 = FULL)."""
+        with self._lock:
+            mode = self._db.execute("PRAGMA journal_mode").fetchone()[0]
+            level = self._db.execute("PRAGMA synchronous").fetchone()[0]
+        return str(mode), int(level)
 
     def range(
         self, sender: str, epoch: int, first: int, last: int | None, limit: int

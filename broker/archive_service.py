@@ -4,6 +4,11 @@ It connects with its own identity (role ``archive``) on a persistent session,
 subscribes to every message topic, checks each envelope with the receiver
 core, and commits accepted ones to SQLite *before* acknowledging them (paho
 manual ack): a crash between receive and store means redelivery, never loss.
+paho's thread only queues what arrives; a committer thread checks up to
+``BATCH`` envelopes, stores them in one transaction (group commit: one fsync
+for the batch) and only then acknowledges them. A batch that cannot be stored
+is acknowledged never: the window forgets it and the link is dropped, so the
+broker (or the sender, asked to resend) brings it again.
 
 It answers ``blo/request/<node>`` with the original envelopes on
 ``blo/replay/<node>``, serving only what that node is addressed by and may
@@ -18,10 +23,14 @@ retained trust slot found holding an older version than its own (a rollback).
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
+import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,14 +45,14 @@ from schemas import (
     BloError,
     Reason,
     Receiver,
-    Rejected,
     ReplayRequest,
+    ReplayWindow,
     TrustStore,
     catch_up_request,
     country_of,
     decode_request,
     encode_request,
-    gap_spans,
+    gap_requests,
     is_node_id,
     open_envelope,
     replay_topic,
@@ -62,6 +71,22 @@ __all__ = ["ArchiveService"]
 log = logging.getLogger("blo.archive")
 
 MAX_REPLAY = 10_000
+CATCH_UP_CHUNK = 500  # envelopes per open-ended request
+REPLAY_BACKLOG = 500  # replays still going out above which a catch-up waits its next turn
+REPLAY_HOLD = 10.0  # seconds before the same envelope is replayed to the same node again
+BATCH = 100  # envelopes per transaction; paho holds at most 100 unacknowledged
+COMMIT_TRIES = 3  # a locked or busy file often clears within a second
+
+
+@dataclass(frozen=True, slots=True)
+class _Incoming:
+    """An envelope as paho handed it over, waiting to be checked and stored."""
+
+    link: int
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
 
 
 class ArchiveService:
@@ -91,18 +116,36 @@ class ArchiveService:
         self.store = ArchiveStore(db)
         self.trust: TrustStore = bundle.trust_store(clock())
         self.receiver = Receiver(self.trust)
-        for sender, epoch, seq in self.store.sequences():
-            self.receiver.window.commit(sender, seq, clock(), epoch=epoch)
+        self._rebuild_window(clock())
         self._asked: dict[str, float] = {}
+        # When each sender was last heard from (committer), and what was replayed to
+        # whom lately (paho's thread): see _probe and _serve.
+        self._heard: dict[str, float] = {}
+        self._served: dict[tuple[str, str, int], list[tuple[int, int, float]]] = {}
+        # Replays not yet acknowledged, with when they were published.
+        self._replaying: list[tuple[mqtt.MQTTMessageInfo, float]] = []
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
+        self._committer: threading.Thread | None = None
+        # Envelopes wait here between paho's thread and the committer.
+        self._incoming: queue.SimpleQueue[_Incoming] = queue.SimpleQueue()
+        self._link = 0  # counts connections: an ack is only valid on the link it came by
         self.connected = threading.Event()
-        self.stats = {"stored": 0, "rejected": 0, "replayed": 0, "resend_asked": 0}
+        self.stats = {
+            "stored": 0,
+            "rejected": 0,
+            "replayed": 0,
+            "resend_asked": 0,
+            "failed_batches": 0,
+            "faults": 0,
+        }
+        self.last_fault = ""
         self.client = node_client(bundle, max_reconnect_delay=5)
         self.link = watch_link(self.client, f"archive {bundle.node}", log)  # why not up, once
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
+        # A callback that raises would end paho's thread, and with it the link.
+        self.client.on_connect = self._guard("on_connect", self._on_connect)
+        self.client.on_disconnect = self._guard("on_disconnect", self._on_disconnect)
+        self.client.on_message = self._guard("on_message", self._on_message)
         self._setup_trust()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -113,15 +156,53 @@ class ArchiveService:
         self.client.loop_start()
         self._ticker = threading.Thread(target=self._tick, name="archive-ticker", daemon=True)
         self._ticker.start()
+        self._committer = threading.Thread(
+            target=self._run_committer, name="archive-commit", daemon=True
+        )
+        self._committer.start()
 
     def stop(self) -> None:
         """Disconnect and close the store."""
         self._stop.set()
+        if self._committer:  # first: it may be dropping and remaking the link
+            self._committer.join(10)
         self.client.disconnect()
         self.client.loop_stop()
         if self._ticker:
             self._ticker.join(5)
         self.store.close()
+
+    def _fault(self, where: str, exc: BaseException) -> None:
+        """Log an unexpected exception with the node named, count it, keep it for status."""
+        self.stats["faults"] += 1
+        self.last_fault = f"{where}: {type(exc).__name__}: {exc}"
+        log.error("archive %s: %s failed; going on", self.bundle.node, where, exc_info=exc)
+
+    def _guard(self, name: str, callback: Callable[..., None]) -> Callable[..., None]:
+        def guarded(*args: Any) -> None:
+            try:
+                callback(*args)
+            except Exception as exc:  # logged and counted, never silent
+                self._fault(f"paho {name}", exc)
+
+        return guarded
+
+    def _relink(self) -> None:
+        """Drop the link and make it again, so the broker redelivers what is unacknowledged.
+
+        An unacknowledged QoS 1 message holds one of the broker's in-flight slots
+        until the session reconnects: a batch that cannot be stored must not
+        leave the link stalled behind it.
+        """
+        if self._stop.is_set():
+            return
+        log.warning("archive %s: dropping the link for a redelivery", self.bundle.node)
+        self.client.disconnect()
+        self.client.loop_stop()
+        if self._stop.is_set():
+            return
+        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.loop_start()
 
     # -- MQTT callbacks ----------------------------------------------------------------
 
@@ -132,6 +213,7 @@ class ArchiveService:
         self.link.up()
         for topic in self._subscriptions():
             client.subscribe(topic, qos=1)
+        self._link += 1
         self._connects += 1
         if self._connects > 1:
             # What a restarted broker acknowledged to a sender but never delivered
@@ -159,30 +241,99 @@ class ArchiveService:
             self.link.lost(rc)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if not message.topic.startswith("blo/request/"):
+            # Stored, then acknowledged, on the committer thread.
+            self._incoming.put(
+                _Incoming(
+                    self._link, message.topic, bytes(message.payload), message.mid, message.qos
+                )
+            )
+            return
+        # A request is only read from: acknowledged even if serving it failed
+        # (the node asks again), so it never holds an in-flight slot.
         try:
-            if message.topic.startswith("blo/request/"):
-                self._serve(message.topic.rsplit("/", 1)[1], bytes(message.payload))
-            else:
-                self._keep(message.topic, bytes(message.payload))
-        except BloError as exc:  # one bad message never stops the archive
+            self._serve(message.topic.rsplit("/", 1)[1], bytes(message.payload))
+        except BloError as exc:  # one bad request never stops the archive
             log.warning("archive: %s on %s", exc, message.topic)
+        except Exception as exc:  # logged and counted, never silent
+            self._fault(f"serving {message.topic}", exc)
         finally:
             client.ack(message.mid, message.qos)
 
     # -- storing -----------------------------------------------------------------------
 
-    def _keep(self, topic: str, payload: bytes) -> None:
+    def _run_committer(self) -> None:
+        while not self._stop.is_set():
+            try:
+                batch = [self._incoming.get(timeout=0.2)]
+            except queue.Empty:
+                continue
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self._incoming.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._commit(batch)
+            except Exception as exc:  # the store path must outlive any batch
+                # Nothing of it was acknowledged. The window and the message ids
+                # forget it, and a new link makes the broker send it again (on a
+                # broker that drops in-flight messages instead, the resend
+                # requests and the probe bring it from the sender).
+                self.stats["failed_batches"] += 1
+                self._fault(f"storing a batch of {len(batch)} envelopes", exc)
+                with contextlib.suppress(Exception):
+                    self._forget(batch)
+                self._relink()
+
+    def _commit(self, batch: list[_Incoming]) -> None:
+        """Check each envelope, store the accepted ones together, then acknowledge all."""
         now = self.clock()
-        result = self.receiver.receive(topic, payload, now)
-        if isinstance(result, Rejected):
-            if result.reason is Reason.DUPLICATE:
-                return
-            self.stats["rejected"] += 1
-            log.warning("archive %s", result)
-            return
-        assert isinstance(result, Accepted)
-        if self.store.add(result, topic, now):
-            self.stats["stored"] += 1
+        keep: list[tuple[Accepted, str]] = []
+        for item in batch:
+            result = self.receiver.receive(item.topic, item.payload, now)
+            if isinstance(result, Accepted):
+                keep.append((result, item.topic))
+                self._heard[result.header.sender] = time.monotonic()
+            elif result.reason is not Reason.DUPLICATE:
+                self.stats["rejected"] += 1
+                log.warning("archive %s", result)
+        for attempt in range(1, COMMIT_TRIES + 1):
+            try:
+                stored = self.store.add_many(keep, now)
+                break
+            except sqlite3.Error as exc:
+                if attempt == COMMIT_TRIES:
+                    raise
+                log.warning(
+                    "archive %s: storing %d envelopes failed (%s); try %d of %d",
+                    self.bundle.node,
+                    len(keep),
+                    exc,
+                    attempt + 1,
+                    COMMIT_TRIES,
+                )
+                time.sleep(0.2 * attempt)
+        self.stats["stored"] += sum(stored)
+        for item in batch:
+            if item.link == self._link:  # a message id from an older link means nothing now
+                self.client.ack(item.mid, item.qos)
+
+    def _forget(self, batch: list[_Incoming]) -> None:
+        """Undo what checking ``batch`` recorded, so its redelivery is accepted."""
+        self._rebuild_window(self.clock())
+        ids = []
+        for item in batch:
+            with contextlib.suppress(BloError):
+                ids.append(open_envelope(item.payload).header.msg_id)
+        self.receiver.forget(ids)
+
+    def _rebuild_window(self, now: datetime) -> None:
+        """The replay window as the store says: what is held is what was received."""
+        window = ReplayWindow()
+        for sender, epoch, seq in self.store.sequences():
+            window.commit(sender, seq, now, epoch=epoch)
+        self.receiver.window = window
 
     # -- serving -----------------------------------------------------------------------
 
@@ -194,17 +345,28 @@ class ArchiveService:
             log.warning("replay refused to %s: not an active node", node)
             return
         rules = rules_for(entry, keyset.nodes)
+        # "Everything after my newest" is served in chunks: the node asks again from
+        # its new newest. A long replay on a link cut every few seconds is mostly lost.
+        limit = MAX_REPLAY if request.last is not None else CATCH_UP_CHUNK
+        if request.last is None and self._replay_backlog() > REPLAY_BACKLOG:
+            # Behind a backlog the answer would arrive late, to a link that may have
+            # been cut meanwhile; the node asks again at its next catch-up.
+            log.info(
+                "catch-up of %s for %s deferred: replays still going out", node, request.sender
+            )
+            return
         items: list[Stored] = []
         epochs = [request.epoch] if request.epoch else self.store.epochs(request.sender)
         for epoch in epochs:
             first = request.start(epoch)
-            if first is not None and len(items) < MAX_REPLAY:
+            if first is not None and len(items) < limit:
                 last = request.last if request.epoch else None
-                limit = MAX_REPLAY - len(items)
-                items += self.store.range(request.sender, epoch, first, last, limit)
+                items += self.store.range(request.sender, epoch, first, last, limit - len(items))
         served = [item for item in items if entitled(entry, rules, item)]
+        served = self._not_in_flight(node, request, served)
         for item in served:
-            self.client.publish(replay_topic(node), item.data, qos=1)
+            info = self.client.publish(replay_topic(node), item.data, qos=1)
+            self._replaying.append((info, time.monotonic()))
         self.stats["replayed"] += len(served)
         log.info(
             "replayed %d of %d envelopes of %s #%d-%s to %s",
@@ -215,6 +377,54 @@ class ArchiveService:
             request.last or "newest",
             node,
         )
+
+    def _replay_backlog(self) -> int:
+        """How many replays paho still holds unacknowledged (paho's thread only).
+
+        One not acknowledged within a minute is no longer counted, so a replay
+        that paho never completes cannot hold every later catch-up back.
+        """
+        now = time.monotonic()
+
+        def pending(info: mqtt.MQTTMessageInfo, since: float) -> bool:
+            try:
+                return now - since < 60 and not info.is_published()
+            except (RuntimeError, ValueError):  # not queued: nothing to wait for
+                return False
+
+        self._replaying = [(i, t) for i, t in self._replaying if pending(i, t)]
+        return len(self._replaying)
+
+    def _not_in_flight(
+        self, node: str, request: ReplayRequest, items: list[Stored]
+    ) -> list[Stored]:
+        """For "everything after my newest": leave out what was replayed to ``node``
+        less than REPLAY_HOLD seconds ago.
+
+        A node that lags behind a busy stream asks so at every catch-up; replaying
+        again what the last replay is still delivering multiplied the traffic to a
+        lagging tablet until it never caught up (the full soak on Mosquitto, once
+        the archive stored faster). A replay lost with a cut link is sent again
+        once the hold has passed. Requests for a gap are paced by the node itself.
+        """
+        if request.last is not None:
+            return items
+        now = time.monotonic()
+        kept: list[Stored] = []
+        for epoch in dict.fromkeys(item.epoch for item in items):
+            key = (node, request.sender, epoch)
+            recent = [r for r in self._served.get(key, []) if now - r[2] < REPLAY_HOLD]
+            fresh = [
+                item
+                for item in items
+                if item.epoch == epoch
+                and not any(first <= item.seq <= last for first, last, _ in recent)
+            ]
+            if fresh:
+                recent.append((fresh[0].seq, fresh[-1].seq, now))
+            self._served[key] = recent
+            kept += fresh
+        return kept
 
     # -- trust and gaps ----------------------------------------------------------------
 
@@ -341,28 +551,35 @@ class ArchiveService:
         while not self._stop.wait(1.0):
             if not self.connected.is_set():
                 continue
-            # A new keyset or revocation list in the PKI folder goes out at once, retained.
-            if self.trust_source is not None:
-                current = self.trust_source()
-                if current != published:
-                    published = current
-                    self.publish_trust()
-            now = self.clock()
-            for (sender, epoch), (first, last) in gap_spans(
-                self.receiver.gaps(now, self.gap_grace)
-            ):
-                # Once per stream per period: a gap that shrinks as resends arrive
-                # is not asked for again before the first answer had time to come.
-                key = f"{sender}/{epoch}"
-                if time.monotonic() - self._asked.get(key, 0.0) < 30:
-                    continue
-                self._asked[key] = time.monotonic()
-                request = ReplayRequest(sender=sender, first=first, last=last, epoch=epoch)
-                self.client.publish(resend_topic(sender), encode_request(request), qos=1)
-                self.stats["resend_asked"] += 1
-                log.info("asked %s to resend #%d-%d of outbox %x", sender, first, last, epoch)
-            if time.monotonic() >= self._probe_at:
-                self._probe()
+            try:
+                published = self._tick_once(published)
+            except Exception as exc:  # the ticker must outlive any fault
+                self._fault("ticker", exc)
+
+    def _tick_once(self, published: list[bytes]) -> list[bytes]:
+        """Publish new trust, ask senders for gaps, probe; returns the trust published."""
+        # A new keyset or revocation list in the PKI folder goes out at once, retained.
+        if self.trust_source is not None:
+            current = self.trust_source()
+            if current != published:
+                published = current
+                self.publish_trust()
+        now = self.clock()
+        gaps = self.receiver.gaps(now, self.gap_grace)
+        for (sender, epoch), (first, last) in gap_requests(gaps).items():
+            # Once per stream per period: a gap that shrinks as resends arrive
+            # is not asked for again before the first answer had time to come.
+            key = f"{sender}/{epoch}"
+            if time.monotonic() - self._asked.get(key, 0.0) < 30:
+                continue
+            self._asked[key] = time.monotonic()
+            request = ReplayRequest(sender=sender, first=first, last=last, epoch=epoch)
+            self.client.publish(resend_topic(sender), encode_request(request), qos=1)
+            self.stats["resend_asked"] += 1
+            log.info("asked %s to resend #%d-%d of outbox %x", sender, first, last, epoch)
+        if time.monotonic() >= self._probe_at:
+            self._probe()
+        return published
 
     def _probe(self) -> None:
         """Ask every sender for anything after the newest held: finds a lost tail.
@@ -370,8 +587,11 @@ class ArchiveService:
         A broker that acknowledged a sender's last messages and then died leaves
         no gap behind; the sender's outbox answers with nothing if nothing is newer.
         """
+        quiet = self._probe_backoff  # a sender still sending shows a lost tail as a gap
         self._probe_backoff = min(self._probe_backoff * 2, self.probe_every)
         self._probe_at = time.monotonic() + self._probe_backoff
         for sender in (s for s in self.receiver.window.senders() if is_node_id(s)):
+            if time.monotonic() - self._heard.get(sender, 0.0) < quiet:
+                continue
             request = catch_up_request(sender, self.receiver.window)
             self.client.publish(resend_topic(sender), encode_request(request), qos=1)

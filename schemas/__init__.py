@@ -74,7 +74,7 @@ from schemas.replay import (
     catch_up_request,
     decode_request,
     encode_request,
-    gap_spans,
+    gap_requests,
 )
 from schemas.topics import (
     ROOT,
@@ -165,7 +165,7 @@ __all__ = [
     "decode_request",
     "draft_from_document",
     "encode_request",
-    "gap_spans",
+    "gap_requests",
     "is_node_id",
     "key_id_of",
     "matches",

@@ -22,6 +22,7 @@ Order of checks, cheapest trustworthy answer first::
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -141,6 +142,15 @@ class Receiver:
     def gaps(self, now: datetime | None = None, grace: timedelta = timedelta(0)) -> list[Gap]:
         """Missing sequence ranges per sender, older than ``grace`` (for replay requests)."""
         return self.window.gaps(now, grace)
+
+    def forget(self, msg_ids: Iterable[bytes]) -> None:
+        """Forget message ids accepted here but never stored by the caller.
+
+        With the window rebuilt from the store, this lets the redelivery of a
+        batch whose commit failed be accepted instead of refused as a duplicate.
+        """
+        for msg_id in msg_ids:
+            self._ids.pop(msg_id, None)
 
     # -- node messages -----------------------------------------------------------
 

@@ -128,21 +128,25 @@ class ReplayWindow:
         """Missing ranges, least recently heard stream first; with ``now``, only those
         older than ``grace``. Safe to call while another thread commits (copies first)."""
         out = []
-        for (sender, epoch), state in list(self._senders.items()):
-            for first, last, since in list(state.missing):
+        # Snapshots: a client's ticker reads gaps while its committer commits, which
+        # changed the dict mid-loop. dict.copy() and a slice copy in C without making
+        # objects on the way (list(d.items()) makes a tuple per item, and an
+        # allocation can run the garbage collector, and with it another thread).
+        for (sender, epoch), state in self._senders.copy().items():
+            for first, last, since in state.missing[:]:
                 if now is None or since + grace <= now:
                     out.append(Gap(sender, first, last, since, epoch))
         return out
 
     def senders(self) -> list[str]:
         """Every sender heard from."""
-        return list(dict.fromkeys(sender for sender, _ in list(self._senders)))
+        return list(dict.fromkeys(sender for sender, _ in self._senders.copy()))
 
     def streams(self, sender: str | None = None) -> dict[Stream, int]:
         """The top sequence number of every stream (of ``sender``, if given)."""
         return {
             key: state.top
-            for key, state in list(self._senders.items())
+            for key, state in self._senders.copy().items()
             if sender is None or key[0] == sender
         }
 

@@ -50,7 +50,7 @@ from schemas import (
     country_of,
     decode_request,
     encode_request,
-    gap_spans,
+    gap_requests,
     open_envelope,
     request_topic,
     resend_topic,
@@ -66,6 +66,7 @@ from subscriber.receipts import RECEIPT_DAYS, settle
 __all__ = ["NodeClient"]
 
 log = logging.getLogger("blo.sub")
+COMMIT_TRIES = 3  # a locked or busy inbox often clears within a second
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,12 +131,15 @@ class NodeClient:
         self._incoming: queue.SimpleQueue[_Incoming] = queue.SimpleQueue()
         self._link = 0  # counts connections: an ack is only valid on the link it came by
         self._committer: threading.Thread | None = None
+        self.faults = 0  # unexpected exceptions survived; the last one is in ``last_fault``
+        self.last_fault = ""
         self.client = node_client(bundle)
         # Why the link is not up: logged once per change, kept for 'blo-sub status'.
         self.link = watch_link(self.client, self.me, log, self._link_reason)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
+        # A callback that raises would end paho's thread, and with it the link.
+        self.client.on_connect = self._guard("on_connect", self._on_connect)
+        self.client.on_disconnect = self._guard("on_disconnect", self._on_disconnect)
+        self.client.on_message = self._guard("on_message", self._on_message)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -171,6 +175,48 @@ class NodeClient:
         self.inbox.close()
         self.outbox.close()
         self._lock.release()
+
+    # -- surviving faults ------------------------------------------------------------------
+
+    def _fault(self, where: str, exc: BaseException) -> None:
+        """Log an unexpected exception with the node named; count it and show it in status."""
+        self.faults += 1
+        self.last_fault = f"{where}: {type(exc).__name__}: {exc}"
+        log.error("%s: %s failed; going on", self.me, where, exc_info=exc)
+        self._set_state(faults=self.faults, last_fault=self.last_fault)
+
+    def _set_state(self, **values: Any) -> None:
+        """``inbox.set_state`` for paho's thread: a failed write is logged, never raised."""
+        try:
+            self.inbox.set_state(**values)
+        except sqlite3.Error as exc:
+            log.error("%s: could not record %s in the inbox: %s", self.me, sorted(values), exc)
+
+    def _guard(self, name: str, callback: Callable[..., None]) -> Callable[..., None]:
+        def guarded(*args: Any) -> None:
+            try:
+                callback(*args)
+            except Exception as exc:  # logged and counted, never silent
+                self._fault(f"paho {name}", exc)
+
+        return guarded
+
+    def _relink(self) -> None:
+        """Drop the link and make it again, so the broker redelivers what is unacknowledged.
+
+        An unacknowledged QoS 1 message holds one of the broker's in-flight slots
+        (100) until the session reconnects: a batch that cannot be committed must
+        not leave the link stalled behind it.
+        """
+        if self._stop.is_set():
+            return
+        log.warning("%s: dropping the link for a redelivery", self.me)
+        self.client.disconnect()
+        self.client.loop_stop()
+        if self._stop.is_set():
+            return
+        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.loop_start()
 
     # -- sending -----------------------------------------------------------------------
 
@@ -226,7 +272,7 @@ class NodeClient:
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, p: Any) -> None:
         if rc.is_failure:
             self.link.failed(f"refused by the broker at {self.host}:{self.port}: {rc}")
-            self.inbox.set_state(link=f"refused: {rc}")
+            self._set_state(link=f"refused: {rc}")
             return
         entry = self.receiver.trust.node(self.me)
         keyset = self.receiver.trust.keyset(country_of(self.me))
@@ -242,7 +288,7 @@ class NodeClient:
         self.link.up()
         self.connected.set()
         now = self.clock()
-        self.inbox.set_state(link="up", last_contact=now.isoformat())
+        self._set_state(link="up", last_contact=now.isoformat())
         log.info(
             "%s connected to %s:%d (session %s)",
             self.me,
@@ -260,7 +306,7 @@ class NodeClient:
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, f: Any, rc: Any, p: Any) -> None:
         self.connected.clear()
         if not self._stop.is_set():
-            self.inbox.set_state(link="down", last_contact=self.clock().isoformat())
+            self._set_state(link="down", last_contact=self.clock().isoformat())
             self.link.lost(rc)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
@@ -269,6 +315,8 @@ class NodeClient:
                 self._resend(bytes(message.payload))
             except BloError as exc:  # one bad request never stops the client
                 log.warning("%s: %s on %s", self.me, exc, message.topic)
+            except Exception as exc:  # e.g. the outbox unreadable: the archive asks again
+                self._fault(f"resending at the archive's request ({message.topic})", exc)
             finally:
                 client.ack(message.mid, message.qos)
             return
@@ -291,12 +339,15 @@ class NodeClient:
                     break
             try:
                 self._commit(batch)
-            except Exception:  # the receive path must outlive any one batch
-                # Nothing of it was acknowledged and the window forgets it, so the
-                # broker or the archive brings it again and it is accepted then.
-                log.exception("%s: a batch of %d messages failed", self.me, len(batch))
+            except Exception as exc:  # the receive path must outlive any one batch
+                # Nothing of it was acknowledged; the window and the message ids
+                # forget it, and a new link makes the broker send it again (the
+                # catch-up asks the archive too), so it is accepted then.
+                self._fault(f"committing a batch of {len(batch)} messages", exc)
                 with contextlib.suppress(Exception):
                     self._rebuild_window(self.clock())
+                self.receiver.forget(self._msg_ids(batch))
+                self._relink()
 
     def _commit(self, batch: list[_Incoming]) -> None:
         """Check each message, commit the accepted ones together, then acknowledge all."""
@@ -313,28 +364,44 @@ class NodeClient:
                 keep.append(result)
             elif result is not None:
                 refused[result.reason.value] += 1
-        try:
-            # Refusals are counted in the same transaction: after a cut the broker
-            # resends its whole in-flight window, and one fsync per duplicate let
-            # the backlog outlive the next link (the full soak stalled so).
-            stored = self.inbox.add_many(keep, now, refused, owe_receipts=self._owes_receipts)
-        except sqlite3.Error as exc:
-            # Nothing of the batch is acknowledged, and the replay window forgets it:
-            # the broker sends it again after the next reconnect, and the periodic
-            # catch-up asks the archive for it before that.
-            log.error("%s: inbox write failed (%s); the batch will be redelivered", self.me, exc)
-            self._rebuild_window(now)
-            return
+        # Refusals are counted in the same transaction: after a cut the broker
+        # resends its whole in-flight window, and one fsync per duplicate let
+        # the backlog outlive the next link (the full soak stalled so).
+        stored = self._add_many(keep, now, refused)
         fresh = [result for result, new in zip(keep, stored, strict=True) if new]
-        # One outbox transaction for the batch's receipts, as for the inbox.
+        # One outbox transaction for the batch's receipts, as for the inbox. The batch
+        # is stored: a failed receipt write must not undo that (they stay owed and
+        # the ticker queues them).
         if any(r.header.kind is Kind.ALERT for r in fresh):
-            self._settle_receipts()
+            try:
+                self._settle_receipts()
+            except (BloError, sqlite3.Error) as exc:
+                self._fault("queueing receipts (still owed)", exc)
         if self.on_stored is not None:
             for result in fresh:
                 self.on_stored(result)
         for item in batch:
             if item.link == self._link:  # a message id from an older link means nothing now
                 self.client.ack(item.mid, item.qos)
+
+    def _add_many(self, keep: list[Accepted], now: datetime, refused: Counter[str]) -> list[bool]:
+        """``inbox.add_many``, tried ``COMMIT_TRIES`` times; the last error goes up."""
+        owe = self._owes_receipts
+        for attempt in range(1, COMMIT_TRIES):
+            try:
+                return self.inbox.add_many(keep, now, refused, owe_receipts=owe)
+            except sqlite3.Error as exc:
+                log.warning("%s: inbox write failed (%s); try %d", self.me, exc, attempt + 1)
+                time.sleep(0.2 * attempt)
+        return self.inbox.add_many(keep, now, refused, owe_receipts=owe)
+
+    @staticmethod
+    def _msg_ids(batch: list[_Incoming]) -> list[bytes]:
+        ids = []
+        for item in batch:
+            with contextlib.suppress(BloError):
+                ids.append(open_envelope(item.payload).header.msg_id)
+        return ids
 
     def _rebuild_window(self, now: datetime) -> None:
         window = ReplayWindow()
@@ -462,15 +529,17 @@ class NodeClient:
             try:
                 self._flush()
                 now = self.clock()
-                for (sender, epoch), (first, last) in gap_spans(
+                for (sender, epoch), (first, last) in gap_requests(
                     self.receiver.gaps(now, self.gap_grace)
-                ):
+                ).items():
                     self._ask(sender, epoch, first, last)
                 if time.monotonic() - self._caught_up >= self.catch_up_every:
                     self._catch_up()
                 if time.monotonic() - self._state_written < 2.0:
                     continue
                 self._state_written = time.monotonic()
+                # Receipts still owed after a failed outbox write (they stay marked).
+                self._settle_receipts()
                 _, waiting = self.outbox.counts()
                 self.inbox.set_state(
                     last_contact=now.isoformat(),
@@ -485,3 +554,5 @@ class NodeClient:
                 )
             except BloError as exc:
                 log.warning("%s: %s", self.me, exc)
+            except Exception as exc:  # the ticker must outlive any fault, and say so
+                self._fault("ticker", exc)

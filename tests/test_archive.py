@@ -13,9 +13,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from brokers import BrokerHandle, Network, free_port, mosquitto_process
+from brokers import (
+    BrokerHandle,
+    Network,
+    embedded_broker,
+    free_port,
+    mosquitto_broker,
+    mosquitto_process,
+)
 from mqttc import TestClient
 from netsim import ALERT
+from test_faults import FailingFor
 
 from broker.archive import ArchiveStore, Stored, entitled
 from broker.archive_service import ArchiveService
@@ -82,9 +90,17 @@ def test_store_is_idempotent_and_ordered(network: Network, tmp_path: Path) -> No
         assert not store.add(result, "blo/country/kh", now)
     assert [s.seq for s in store.range("kh-nacd", 1, 2, 4, 100)] == [2, 3, 4]
     assert [s.data for s in store.range("kh-nacd", 1, 1, None, 100)] == wires
+    # One transaction for a batch; each says whether it was new.
+    more = envelopes(network, "kh-nacd", Scope.country("kh"), 7)[5:]
+    batch = [receiver.receive("blo/country/kh", wire, now) for wire in more]
+    assert all(isinstance(r, Accepted) for r in batch)
+    pairs = [(r, "blo/country/kh") for r in batch if isinstance(r, Accepted)]
+    assert store.add_many([*pairs, pairs[0]], now) == [True, True, False]
+    # A row is on disk when add returns: WAL with synchronous=FULL (2), never OFF.
+    assert store.durability() == ("wal", 2)
     store.close()
     # Durable: a new process sees the same rows.
-    assert ArchiveStore(tmp_path / "a.sqlite3").count() == 5
+    assert ArchiveStore(tmp_path / "a.sqlite3").count() == 7
 
 
 def test_entitlement_follows_scope_and_acl(network: Network) -> None:
@@ -108,10 +124,10 @@ def test_entitlement_follows_scope_and_acl(network: Network) -> None:
 
 
 def test_request_codec_round_trips() -> None:
-    request = ReplayRequest(sender="kh-nacd", first=5, last=9)
+    request = ReplayRequest(sender="kh-nacd", first=5, last=9, epoch=3)
     assert decode_request(encode_request(request)) == request
     with pytest.raises(ValueError, match="empty"):
-        ReplayRequest(sender="kh-nacd", first=9, last=5)
+        ReplayRequest(sender="kh-nacd", first=9, last=5, epoch=3)
 
 
 def test_replay_serves_only_what_a_node_may_read(broker: BrokerHandle, tmp_path: Path) -> None:
@@ -176,8 +192,11 @@ class Publisher:
         if message.topic != "blo/resend/kh-nacd":  # type: ignore[attr-defined]
             return
         request = decode_request(message.payload)  # type: ignore[attr-defined]
+        first = request.start(1)  # the test's wires are all of epoch 1
+        if first is None:
+            return
         last = request.last or len(self.wires)
-        for seq in range(request.first, last + 1):
+        for seq in range(first, last + 1):
             self.client.client.publish("blo/country/kh", self.wires[seq - 1], qos=1)
             self.resent += 1
 
@@ -300,3 +319,87 @@ def test_broker_killed_mid_stream_nothing_lost(network: Network, tmp_path: Path,
         hq.client.close()
         archive.stop()
         process.stop()
+
+
+@pytest.mark.parametrize("kind", ["amqtt", "mosquitto"])
+def test_archive_acknowledges_only_what_it_stored(
+    network: Network, tmp_path: Path, kind: str
+) -> None:
+    """Item 2: the store fails for two seconds while HQ publishes. Nothing unstored may
+    be acknowledged, the window must forget it and the link must not stall: on Mosquitto
+    HQ answers no resend request, so only the broker's redelivery can fill the store;
+    amqtt drops what is in flight at a disconnect, so there HQ answers them."""
+    start = embedded_broker if kind == "amqtt" else mosquitto_broker
+    count = 150
+    wires = envelopes(network, "kh-nacd", Scope.country("kh"), count)
+    with start(network) as handle:
+        archive = ArchiveService(
+            EnrolmentBundle.load(network.bundle("kh-archive")),
+            "127.0.0.1",
+            handle.port,
+            tmp_path / "archive.sqlite3",
+            trust_source=Pki(network.kh).trust_messages,
+            gap_grace=timedelta(seconds=1),
+            probe_every=2.0,
+        )
+        archive.start()
+        failing = FailingFor(archive.store.add_many, seconds=2.0)
+        archive.store.add_many = failing  # type: ignore[method-assign]
+        raw = TestClient(network.bundle("kh-nacd"), handle.port, clean=True)
+        hq = Publisher(network, handle.port, wires)
+        try:
+            assert archive.connected.wait(10)
+            if kind == "mosquitto":
+                assert raw.connect()
+                for wire in wires:
+                    assert raw.publish("blo/country/kh", wire)
+            else:
+                # Longer than the fault, so the archive hears of HQ and asks for the rest.
+                threading.Thread(target=hq.run, args=(0.03,), daemon=True).start()
+            assert wait_for(lambda: failing.failed > 0)  # positive control: the fault happened
+
+            def held() -> list[int]:
+                return [s.seq for s in archive.store.range("kh-nacd", 1, 1, None, 2 * count)]
+
+            # (the archive asks a sender for a gap once per 30 s)
+            assert wait_for(lambda: held() == list(range(1, count + 1)), 120), held()
+            assert archive.stats["failed_batches"] >= 1
+            assert "OperationalError" in archive.last_fault
+        finally:
+            raw.close()
+            hq.client.close()
+            archive.stop()
+
+
+def test_replays_are_paced_for_a_flapping_link(network: Network, tmp_path: Path) -> None:
+    """Item 5: "everything after my newest" is served 500 at a time and not twice to one
+    node within 10 s (a lagging tablet's catch-ups replayed the same thousand envelopes
+    every few seconds); a request for a gap is served whole."""
+    archive = ArchiveService(
+        EnrolmentBundle.load(network.bundle("kh-archive")),
+        "127.0.0.1",
+        free_port(),  # never connected: publishing only queues in paho
+        tmp_path / "archive.sqlite3",
+    )
+    try:
+        receiver = Receiver(Pki(network.kh).trust_store(datetime.now(UTC)))
+        now = datetime.now(UTC)
+        wires = envelopes(network, "kh-nacd", Scope.country("kh"), 600)
+        accepted = [receiver.receive("blo/country/kh", w, now) for w in wires]
+        pairs = [(r, "blo/country/kh") for r in accepted if isinstance(r, Accepted)]
+        assert archive.store.add_many(pairs, now) == [True] * 600
+
+        def ask(node: str, first: int, last: int | None = None) -> int:
+            before = archive.stats["replayed"]
+            epoch = None if last is None else 1  # a range names its epoch
+            request = ReplayRequest(sender="kh-nacd", first=first, last=last, epoch=epoch)
+            archive._serve(node, encode_request(request))
+            return archive.stats["replayed"] - before
+
+        assert ask("kh-blo-bavet", 1) == 500  # a chunk
+        assert ask("kh-blo-bavet", 1) == 0  # still on its way
+        assert ask("kh-blo-poipet", 1) == 500  # another node is another matter
+        assert ask("kh-blo-bavet", 501) == 100  # the next chunk
+        assert ask("kh-blo-bavet", 10, 12) == 3  # a gap: the node paces those itself
+    finally:
+        archive.store.close()

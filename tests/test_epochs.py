@@ -33,7 +33,7 @@ from schemas import (
     Scope,
     SeqVerdict,
     catch_up_request,
-    gap_spans,
+    gap_requests,
     open_envelope,
     seal,
 )
@@ -79,7 +79,7 @@ def test_window_gaps_and_tops_are_per_epoch() -> None:
     window.commit("kh-nacd", 2, T0, epoch=2)
     assert window.check("kh-nacd", 5, epoch=2) is SeqVerdict.NEW
     assert window.check("kh-nacd", 5, epoch=1) is SeqVerdict.DUPLICATE
-    spans = dict(gap_spans(window.gaps()))
+    spans = gap_requests(window.gaps())
     assert spans == {("kh-nacd", 1): (1, 4), ("kh-nacd", 2): (1, 1)}
     assert window.top("kh-nacd", epoch=1) == 5
     assert window.top("kh-nacd", epoch=3) == 0
@@ -107,6 +107,8 @@ def test_catch_up_asks_for_unknown_epochs_from_the_start() -> None:
     assert request.start(123) == 1  # an outbox never heard of: all of it
     ranged = ReplayRequest(sender="kh-nacd", first=3, last=7, epoch=9)
     assert (ranged.start(9), ranged.start(8)) == (3, None)
+    with pytest.raises(ValueError, match="names its epoch"):
+        ReplayRequest(sender="kh-nacd", first=1, last=4)
     with pytest.raises(ValueError, match="no held"):
         ReplayRequest(sender="kh-nacd", first=1, epoch=9, held=(Held(epoch=9, top=1),))
 
