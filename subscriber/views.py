@@ -340,6 +340,10 @@ def status_table(
     gaps = state.get("gaps") or []
     table.add_row("gaps outstanding", ", ".join(f"{s} #{a}-{b}" for s, a, b in gaps) or "none")
     table.add_row("rejected", ", ".join(f"{r}: {n}" for r, n in rejections.items()) or "none")
+    if state.get("faults"):
+        # Faults the client survived (logged with a traceback): never silent.
+        fault = f"{state['faults']} survived; last: {state.get('last_fault', '?')}"
+        table.add_row("faults", Text(fault, style="red"))
     for warning in state.get("warnings") or []:
         table.add_row("warning", Text(warning, style="yellow"))
     return table

@@ -187,3 +187,11 @@ def test_demo_summary_keeps_names_and_borders(width: int) -> None:
     assert_boxed(lines, width)
     for status in offices:  # the Office column used to collapse to nothing
         assert any(status.name in line for line in lines), "\n".join(lines)
+
+
+def test_status_shows_faults_the_client_survived() -> None:
+    state = {"node": "kh-blo-bavet", "link": "up", "faults": 2, "last_fault": "ticker: OSError"}
+    text = "\n".join(render(status_table(state, 0, 0, 0, {}, 0), 80))
+    assert "2 survived; last: ticker: OSError" in text
+    clean = "\n".join(render(status_table({**state, "faults": 0}, 0, 0, 0, {}, 0), 80))
+    assert "survived" not in clean  # positive control: no faults, no row
