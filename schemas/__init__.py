@@ -84,6 +84,7 @@ from schemas.topics import (
     topics_for,
     trust_topic,
 )
+from schemas.trend import MAX_SUMMARY, SignalKind, SummarySignal, TrendSummary
 from schemas.trust import KeyEntry, Keyset, NodeEntry, Revocation, RevokedKey
 from schemas.truststore import KeyLookup, TrustStore
 from schemas.window import Gap, ReplayWindow, SeqVerdict, Stream
@@ -94,6 +95,7 @@ __all__ = [
     "MAX_BODY",
     "MAX_ENVELOPE",
     "MAX_EPOCH",
+    "MAX_SUMMARY",
     "ROOT",
     "SIGNATURE_SIZE",
     "Accepted",
@@ -147,10 +149,13 @@ __all__ = [
     "Sealed",
     "SeqVerdict",
     "Severity",
+    "SignalKind",
     "Signer",
     "Status",
     "Stream",
+    "SummarySignal",
     "Timestamp",
+    "TrendSummary",
     "TrustError",
     "TrustStore",
     "Unit",

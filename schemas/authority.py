@@ -36,6 +36,10 @@ def may_send(entry: NodeEntry, kind: Kind, scope: Scope, keyset: Keyset) -> str 
         if sk is ScopeKind.REGION and any(scope.target in n.regions for n in keyset.nodes):
             return None
         return f"an HQ may alert only its own country, regions and offices, not {scope}"
+    if role is Role.HQ and kind is Kind.TREND:
+        if sk is ScopeKind.NODE and country_of(scope.target) == entry.country:
+            return None
+        return f"an HQ sends trend summaries to one of its own offices at a time, not {scope}"
     if role is Role.REGIONAL and kind is Kind.ALERT:
         if sk in (ScopeKind.ALL, ScopeKind.REGION):
             return None

@@ -45,6 +45,7 @@ from schemas.errors import DecodeError, EncodeError, UnsupportedError
 from schemas.ids import Scope, ScopeKind, is_country, is_node_id
 from schemas.kinds import Kind
 from schemas.messages import Alert, Bulletin, Incident, Receipt
+from schemas.trend import TrendSummary
 from schemas.trust import Keyset, Revocation
 
 __all__ = [
@@ -77,6 +78,7 @@ BODY_TYPES: dict[Kind, type[WireModel]] = {
     Kind.RECEIPT: Receipt,
     Kind.KEYSET: Keyset,
     Kind.REVOCATION: Revocation,
+    Kind.TREND: TrendSummary,
 }
 _TRUST_KINDS = (Kind.KEYSET, Kind.REVOCATION)
 

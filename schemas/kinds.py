@@ -16,6 +16,7 @@ class Kind(IntEnum):
     RECEIPT = 4
     KEYSET = 5
     REVOCATION = 6
+    TREND = 7
 
     @property
     def label(self) -> str:

@@ -203,6 +203,10 @@ class Receiver:
         denied = may_send(found.node, h.kind, h.scope, found.keyset)
         if denied:
             return reject(Reason.UNAUTHORIZED, denied)
+        if self.me is not None and me is None:
+            # Without its own entry a node cannot tell what is meant for it; taking
+            # everything would make it a reader of every audience.
+            return reject(Reason.NOT_FOR_ME, f"{self.me} is in no keyset held: re-enrol this node")
         if me is not None and not addressed_to(h.scope, me):
             return reject(Reason.NOT_FOR_ME, f"{h.scope} does not include {me.node}")
         return self._admit(topic, sealed, data, now)

@@ -49,6 +49,9 @@ def topics_for(kind: Kind, scope: Scope, sender: str) -> tuple[str, ...]:
         if sk is ScopeKind.ALL:
             return (f"{ROOT}/all",)
         return (f"{ROOT}/{_ALERT_FAMILY[sk]}/{scope.target}",)
+    if kind is Kind.TREND and sk is ScopeKind.NODE:
+        # An office's trend summary travels on its own topic, as an alert to it does.
+        return (f"{ROOT}/{_ALERT_FAMILY[sk]}/{scope.target}",)
     if kind is Kind.INCIDENT and sk is ScopeKind.COUNTRY:
         return (f"{ROOT}/incident/{scope.target}/{sender}",)
     if kind is Kind.RECEIPT and sk is ScopeKind.NODE:

@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("id", help="the message id, or its first characters")
     show.add_argument("--lang", default="en", choices=languages, help=lang_help)
     show.add_argument("--json", action="store_true", help="print JSON (does not mark it read)")
+    trends = command("trends", "the trend summary HQ sent this office: its level and signals")
+    trends.add_argument("--lang", default="en", choices=languages, help=lang_help)
+    trends.add_argument("--json", action="store_true", help="print JSON for scripts")
     return parser
 
 
@@ -169,6 +172,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         console = Console(soft_wrap=False)
         if args.command == "show":
             return _show(bundle, args, console)
+        elif args.command == "trends":
+            from subscriber.views import trend_json, trend_view
+
+            found = Inbox(folder / "inbox.sqlite3").messages((Kind.TREND,))
+            if args.json:
+                _print_json(trend_json(found[0]) if found else None)
+                return 0
+            if not found:
+                console.print("no trend summary yet: HQ sends one after its weekly analysis")
+                return 0
+            console.print(trend_view(found[0], Lang(args.lang)))
         elif args.command == "inbox":
             inbox = Inbox(folder / "inbox.sqlite3")
             kinds = (Kind.ALERT, Kind.BULLETIN, Kind.INCIDENT) + (

@@ -31,7 +31,16 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from schemas import Alert, Bulletin, Incident, Lang, Receipt, WireModel, to_document
+from schemas import (
+    Alert,
+    Bulletin,
+    Incident,
+    Lang,
+    Receipt,
+    TrendSummary,
+    WireModel,
+    to_document,
+)
 from schemas.truststore import STALE
 from subscriber.inbox import QUARANTINE_DROPPED, Stored
 
@@ -155,7 +164,35 @@ def headline(body: WireModel, lang: Lang) -> str:
         return f"{body.crime.value.replace('_', ' ')}{place}" + (f": {first}" if first else "")
     if isinstance(body, Receipt):
         return f"{body.status.value} {body.of.hex()[:8]}"
+    if isinstance(body, TrendSummary):
+        return str(_pick(body.headline, lang))
     return type(body).__name__
+
+
+def trend_view(item: Stored, lang: Lang) -> Panel:
+    """An office's trend summary: its level against the country's, then each signal."""
+    body = item.body
+    assert isinstance(body, TrendSummary)
+    h = item.sealed.header
+    lines: list[RenderableType] = [Text(str(_pick(body.headline, lang)), style="bold")]
+    lines.append(
+        Text(
+            f"this week {body.this_week}, usual {body.usual:.1f}, "
+            f"country usual {body.country_usual:.1f}"
+        )
+    )
+    for signal in body.signals:
+        lines.append(Text(f"• {_pick(signal.text, lang)}", style="yellow"))
+    if not body.signals:
+        lines.append(Text("no active signals near this office", style="green"))
+    title = f"trends for {body.crossing} ({body.office}), from {h.sender}, {h.issued:%Y-%m-%d}"
+    return Panel(Group(*lines), title=title, title_align="left")
+
+
+def trend_json(item: Stored) -> dict[str, Any]:
+    """The summary as a document, with who signed it and when."""
+    h = item.sealed.header
+    return {"id": h.msg_id.hex(), **to_document(h, item.body)}
 
 
 def state_of(item: Stored, now: datetime, cancelled: dict[bytes, int]) -> str:

@@ -48,3 +48,13 @@ def test_addressed_to_region_and_country(net: Net) -> None:
     assert addressed_to(Scope.country("kh"), dongkralor)
     assert not addressed_to(Scope.country("kh"), mocbai)
     assert not addressed_to(Scope.country("vn"), bavet)
+
+
+def test_a_node_missing_from_its_keysets_is_the_audience_of_nothing(net: Net) -> None:
+    scope = Scope.country("kh")
+    data = net.send("kh-nacd", ALERT, scope)
+    refused = net.receiver(me="kh-blo-nosuch").receive("blo/country/kh", data, net.now)
+    assert not refused.ok
+    assert refused.reason is Reason.NOT_FOR_ME  # type: ignore[union-attr]
+    assert "re-enrol" in refused.detail  # type: ignore[union-attr]
+    assert net.receiver(me="kh-blo-bavet").receive("blo/country/kh", data, net.now).ok

@@ -99,6 +99,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--plots", type=Path, help="write PNG plots into this folder")
     p.add_argument("--rows", type=int, default=40, help="crossings shown in the table (default 40)")
+    p.add_argument(
+        "--publish",
+        action="store_true",
+        help="queue each office's signed trend summary in this HQ node's outbox "
+        "(sent by its running blo-sub run); needs --bundle",
+    )
     return p
 
 
@@ -292,7 +298,46 @@ def _analyse(argv: Sequence[str]) -> int:
 
         for png in plot_all(a, args.plots):
             print(f"wrote {png}", file=sys.stderr if args.json else sys.stdout)
+    if args.publish:
+        _publish(args, a)
     return 0
+
+
+def _publish(args: argparse.Namespace, a: Analysis) -> None:
+    """Sign and queue one summary per office of this HQ's country that the keyset holds."""
+    from certs import EnrolmentBundle
+    from publisher import Outbox
+    from schemas import Kind, Role, Scope, country_of, may_send
+    from trends.summary import summary_for
+
+    if args.bundle is None:
+        raise SourceError("--publish signs as a node: give the HQ's --bundle")
+    bundle = EnrolmentBundle.load(args.bundle)
+    now = datetime.now(UTC).replace(microsecond=0)
+    trust = bundle.trust_store(now)
+    me, country = trust.node(bundle.node), country_of(bundle.node)
+    keyset = trust.keyset(country)
+    if me is None or keyset is None or me.role is not Role.HQ:
+        raise SourceError(f"{bundle.node} is not an HQ in its keyset: only an HQ publishes trends")
+    offices = {n.node for n in keyset.nodes if n.role is Role.BLO and n.revoked is None}
+    folder = args.data or Path("blo-data") / bundle.node
+    outbox = Outbox(folder / "outbox.sqlite3", bundle.signer())
+    queued, skipped = 0, []
+    try:
+        for level in a.levels:
+            scope = Scope.node(level.office)
+            if level.office not in offices or may_send(me, Kind.TREND, scope, keyset):
+                skipped.append(level.office)
+                continue
+            summary = summary_for(a, level.office)
+            outbox.submit(summary, scope, issued=now, expires=now + timedelta(days=14))
+            queued += 1
+    finally:
+        outbox.close()
+    print(f"{queued} trend summaries queued in {folder}/outbox.sqlite3 for week {label(a.week)}")
+    if skipped:
+        shown = ", ".join(sorted(skipped)[:8]) + (" ..." if len(skipped) > 8 else "")
+        print(f"{len(skipped)} offices not in {country}'s keyset or not {bundle.node}'s: {shown}")
 
 
 def _simulate(argv: Sequence[str]) -> int:

@@ -1,65 +1,19 @@
-"""The signed trend summary for one office: its level against its country's, and the
-active signals near it, in English and Khmer, in at most 1 KB.
+"""The signed trend summary for one office, built from an analysis: its level against
+its country's, and the active signals near it, in English and Khmer, in at most 1 KB.
 
-The body model is built and measured here; publishing it to the tablets (a new
-message kind or a bulletin type, the ACL and the receiver rules) is not wired yet.
+The body model is part of the wire contract (schemas.trend, ``Kind.TREND``);
+``blo-trends publish`` queues one per office in HQ's outbox.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Annotated
-
-from pydantic import Field
-
-from schemas import Lang, NodeId, WireModel, pack
-from schemas.base import ShortText
+from schemas import MAX_SUMMARY, Lang, SignalKind, SummarySignal, TrendSummary, pack
 from trends.detectors import Detector, Signal
 from trends.errors import SummaryError
 from trends.report import Analysis, Level
 from trends.text import khmer_digits
 
 __all__ = ["MAX_SUMMARY", "SummarySignal", "TrendSummary", "summary_for"]
-
-#: The wire budget of one office's summary body.
-MAX_SUMMARY = 1024
-
-
-class SignalKind(StrEnum):
-    """The detector behind a summarised signal (wire codes by position: append only)."""
-
-    EARS_C2 = "ears_c2"
-    POISSON = "poisson"
-    FIRST_SEEN = "first_seen"
-    QUANTITY = "quantity_spike"
-    GLM = "farrington_glm"
-
-
-_Line = Annotated[str, Field(min_length=1, max_length=300)]
-
-
-class SummarySignal(WireModel):
-    """One active signal near the office, with its line per language."""
-
-    kind: SignalKind
-    place: ShortText
-    observed: Annotated[float, Field(ge=0, allow_inf_nan=False)]
-    expected: Annotated[float, Field(ge=0, allow_inf_nan=False)]
-    text: Annotated[dict[Lang, _Line], Field(min_length=1)]
-
-
-class TrendSummary(WireModel):
-    """One office's trend summary for one week."""
-
-    office: NodeId
-    crossing: ShortText
-    #: The week as its Monday's week number (trends/weeks.py) and ISO label.
-    week: Annotated[int, Field(ge=0)]
-    this_week: Annotated[int, Field(ge=0)]
-    usual: Annotated[float, Field(ge=0, allow_inf_nan=False)]
-    country_usual: Annotated[float, Field(ge=0, allow_inf_nan=False)]
-    headline: Annotated[dict[Lang, _Line], Field(min_length=1)]
-    signals: Annotated[tuple[SummarySignal, ...], Field(max_length=8)] = ()
 
 
 def _headline(level: Level, lang: str) -> str:
