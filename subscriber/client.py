@@ -61,6 +61,7 @@ from schemas.trust import TrustRequest, encode_trust_request
 from subscriber.inbox import Inbox
 from subscriber.link import node_client, watch_link
 from subscriber.lock import FolderLock
+from subscriber.photos import photo_link
 from subscriber.receipts import RECEIPT_DAYS, settle
 
 __all__ = ["NodeClient"]
@@ -136,6 +137,8 @@ class NodeClient:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        # Photos (subscriber/photos.py): chunk and need topics, the blob store, its pump.
+        self.photos = photo_link(self.me, data, self.client, self.receiver.trust, clock)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -170,6 +173,7 @@ class NodeClient:
         self.inbox.set_state(link="stopped")
         self.inbox.close()
         self.outbox.close()
+        self.photos.close()
         self._lock.release()
 
     # -- sending -----------------------------------------------------------------------
@@ -264,6 +268,9 @@ class NodeClient:
             self.link.lost(rc)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if self.photos.on_message(message.topic, bytes(message.payload)):
+            client.ack(message.mid, message.qos)
+            return
         if message.topic == resend_topic(self.me):
             try:
                 self._resend(bytes(message.payload))
@@ -326,6 +333,7 @@ class NodeClient:
             self._rebuild_window(now)
             return
         fresh = [result for result, new in zip(keep, stored, strict=True) if new]
+        self.photos.accepted(fresh)
         # One outbox transaction for the batch's receipts, as for the inbox.
         if any(r.header.kind is Kind.ALERT for r in fresh):
             self._settle_receipts()
@@ -461,6 +469,7 @@ class NodeClient:
                 continue
             try:
                 self._flush()
+                self.photos.tick()
                 now = self.clock()
                 for (sender, epoch), (first, last) in gap_spans(
                     self.receiver.gaps(now, self.gap_grace)
