@@ -29,6 +29,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from broker.archive import ArchiveStore, Stored, entitled
+from broker.blobs import archive_blobs
 from broker.errors import BrokerError
 from certs import EnrolmentBundle
 from schemas import (
@@ -103,6 +104,8 @@ class ArchiveService:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        # Photo blobs (broker/blobs.py): registered from incidents, fetched, served.
+        self.blobs = archive_blobs(bundle.node, db, self.client, self.trust, clock)
         self._setup_trust()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -122,6 +125,7 @@ class ArchiveService:
         if self._ticker:
             self._ticker.join(5)
         self.store.close()
+        self.blobs.close()
 
     # -- MQTT callbacks ----------------------------------------------------------------
 
@@ -160,6 +164,8 @@ class ArchiveService:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
+            if self.blobs.on_message(message.topic, bytes(message.payload)):
+                return
             if message.topic.startswith("blo/request/"):
                 self._serve(message.topic.rsplit("/", 1)[1], bytes(message.payload))
             else:
@@ -183,6 +189,7 @@ class ArchiveService:
         assert isinstance(result, Accepted)
         if self.store.add(result, topic, now):
             self.stats["stored"] += 1
+            self.blobs.accepted([result])
 
     # -- serving -----------------------------------------------------------------------
 
@@ -363,6 +370,7 @@ class ArchiveService:
                 log.info("asked %s to resend #%d-%d of outbox %x", sender, first, last, epoch)
             if time.monotonic() >= self._probe_at:
                 self._probe()
+            self.blobs.tick()
 
     def _probe(self) -> None:
         """Ask every sender for anything after the newest held: finds a lost tail.

@@ -109,6 +109,8 @@ class Asking:
         """What to ask for now, from ``BlobStore.missing()`` (previews first)."""
         out = []
         for status, need in missing:
+            if status.office == self.me:  # its own photos, still being stored by blo-pub
+                continue
             root = status.ref.merkle_root
             last = self._asked.get(root)
             if last is not None:

@@ -216,6 +216,7 @@ class PhotoLink:
             )
             if info.rc == mqtt.MQTT_ERR_SUCCESS:
                 self.stats["asked"] += 1
+                self.stats["asked_chunks"] += len(ask.need)
 
     def _run_pump(self) -> None:
         while not self._stop.is_set():
