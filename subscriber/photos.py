@@ -25,6 +25,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,17 +33,25 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from photos.chunks import MAX_CHUNK_FRAME, Chunk, Refused
-from photos.errors import PhotoError, UnknownBlobError
+from photos.errors import PhotoError, StoreError, UnknownBlobError
 from photos.store import BlobStatus, BlobStore, blob_refs
 from photos.transfer import Asking, Serving, check_source, decode_need, encode_need
 from schemas import Accepted, BloError, Kind, Role
 from schemas.codec import unpack_model
 from schemas.ids import country_of
-from schemas.messages import Incident
+from schemas.messages import Attachment, BlobRef, Incident
 from schemas.topics import chunk_source, chunk_topic, need_asker, need_topic
 from schemas.truststore import TrustStore
 
-__all__ = ["BLOB_FILE", "PhotoLink", "photo_file", "photo_link"]
+__all__ = [
+    "BLOB_FILE",
+    "PhotoLink",
+    "PhotoState",
+    "photo_file",
+    "photo_link",
+    "photo_states",
+    "write_photos",
+]
 
 #: The blob store in a node's data folder (blo-pub writes it, blo-sub run serves it).
 BLOB_FILE = "blobs.sqlite3"
@@ -291,3 +300,87 @@ def photo_link(
         out=data / "photos",
         **options,
     )
+
+
+# -- reading: what blo-sub show / photos / map use ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoState:
+    """Where one of an incident's photos stands at this node."""
+
+    number: int
+    attachment: Attachment
+    state: str  # complete, preview only, n of m chunks
+    path: Path | None  # the full image if complete, else the preview if complete
+    complete: bool
+
+
+def _blob_state(store: BlobStore | None, ref: BlobRef | None) -> tuple[str, bool]:
+    if ref is None:
+        return "not sent", False
+    if store is None:
+        return "not registered", False
+    try:
+        status = store.status(ref.merkle_root)
+    except UnknownBlobError:
+        return "not registered (over quota?)", False
+    if status.failed is not None:
+        return f"failed: {status.failed}", False
+    if status.is_complete:
+        return "complete", True
+    return f"{status.held} of {status.chunks} chunks", False
+
+
+def photo_states(incident: Incident, data: Path) -> list[PhotoState]:
+    """The state of each photo of ``incident`` in the node folder ``data``."""
+    path = data / BLOB_FILE
+    store = BlobStore(path) if path.exists() else None
+    try:
+        out = []
+        for number, attachment in enumerate(incident.attachments, 1):
+            preview, preview_done = _blob_state(store, attachment.preview)
+            full, full_done = _blob_state(store, attachment.full)
+            where = None
+            for ref, done in ((attachment.full, full_done), (attachment.preview, preview_done)):
+                if done and ref is not None and store is not None:
+                    where = photo_file(data / "photos", store.status(ref.merkle_root))
+                    break
+            if full_done:
+                state = "complete"
+            elif preview_done:
+                state = f"preview only; full image {full}"
+            else:
+                state = f"preview {preview}; full image {full}"
+            out.append(PhotoState(number, attachment, state, where, full_done))
+        return out
+    finally:
+        if store is not None:
+            store.close()
+
+
+def write_photos(incident: Incident, data: Path, out: Path) -> list[tuple[Path, str]]:
+    """Write ``incident``'s photos held at ``data`` into ``out`` as photo-N.EXT (the full
+    image) or photo-N-preview.jpg (the preview, while the full image is incomplete),
+    each re-hashed on the way out. Returns what was written and what is still missing."""
+    path = data / BLOB_FILE
+    if not path.exists():
+        return []
+    store = BlobStore(path)
+    written: list[tuple[Path, str]] = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for number, attachment in enumerate(incident.attachments, 1):
+            full, preview = attachment.full, attachment.preview
+            for ref, name in ((full, f"photo-{number}"), (preview, f"photo-{number}-preview")):
+                if ref is None or _blob_state(store, ref)[0] != "complete":
+                    continue
+                target = out / f"{name}{_EXT.get(ref.media_type, '.bin')}"
+                target.write_bytes(store.read(ref.merkle_root))
+                written.append((target, "full image" if ref is full else "preview"))
+                break
+    except OSError as exc:
+        raise StoreError(f"{out}: {exc.strerror}; check the folder") from None
+    finally:
+        store.close()
+    return written

@@ -30,6 +30,7 @@ from schemas import Crime, Kind, Scope
 from schemas.messages import Incident, Position, PositionSource
 from schemas.topics import chunk_topic
 from subscriber import NodeClient
+from subscriber.cli import main as blo_sub
 from subscriber.photos import BLOB_FILE
 
 BAVET = Position(lat=11.0791, lon=106.1846)
@@ -70,7 +71,9 @@ def hq_files(nodes: Nodes, node: str = "kh-nacd") -> set[bytes]:
     )
 
 
-def test_two_photos_from_bavet_arrive_byte_identical(nodes: Nodes, tmp_path: Path) -> None:
+def test_two_photos_from_bavet_arrive_byte_identical(
+    nodes: Nodes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bavet = nodes.start("kh-blo-bavet")
     hq = nodes.start("kh-nacd")
     assert bavet.connected.wait(10)
@@ -83,6 +86,26 @@ def test_two_photos_from_bavet_arrive_byte_identical(nodes: Nodes, tmp_path: Pat
     body = hq.inbox.messages((Kind.INCIDENT,))[0].body
     assert isinstance(body, Incident)
     assert [a.position_source for a in body.attachments] == [PositionSource.EXIF] * 2
+    # Reading them at HQ: show (states and paths), photos (the files), map (the PNG).
+    msg_id = hq.inbox.messages((Kind.INCIDENT,))[0].msg_id.hex()
+    hq_args = [
+        "--bundle",
+        str(nodes.network.bundle("kh-nacd")),
+        "--data",
+        str(nodes.folder("kh-nacd")),
+    ]
+    capsys.readouterr()
+    assert blo_sub(["show", *hq_args, msg_id[:8]]) == 0
+    shown = capsys.readouterr().out
+    assert shown.count("complete") == 2, shown
+    assert "GPS" in shown
+    out = tmp_path / "out"
+    assert blo_sub(["photos", *hq_args, msg_id[:8], "--out", str(out)]) == 0
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["photo-1.jpg", "photo-2.jpg"]
+    assert {p.read_bytes() for p in out.iterdir()} == {expected_bytes(p)[1] for p in photos}
+    assert blo_sub(["map", *hq_args, msg_id[:8], "--out", str(tmp_path / "map.png")]) == 0
+    assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def incident_roots(node: NodeClient) -> list[bytes]:
