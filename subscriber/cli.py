@@ -24,6 +24,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,11 +79,19 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("id", help="the message id, or its first characters")
     show.add_argument("--lang", default="en", choices=languages, help=lang_help)
     show.add_argument("--json", action="store_true", help="print JSON (does not mark it read)")
+    incident_id = "the incident's id, or its first characters, or 'latest'"
     photos = command("photos", "write an incident's photos (full images, else previews)")
-    photos.add_argument("id", help="the incident's id, or its first characters")
+    photos.add_argument("id", help=incident_id)
     photos.add_argument("--out", type=Path, required=True, help="the folder to write them to")
+    photos.add_argument(
+        "--wait",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="wait up to this long for photos still arriving (default: write what is here)",
+    )
     drawn = command("map", "draw an incident's map: its position, its photos, the office")
-    drawn.add_argument("id", help="the incident's id, or its first characters")
+    drawn.add_argument("id", help=incident_id)
     drawn.add_argument("--out", type=Path, required=True, help="the PNG file to write")
     return parser
 
@@ -170,7 +179,10 @@ def _show(bundle: EnrolmentBundle, args: argparse.Namespace, console: Console) -
 def _incident(folder: Path, prefix: str, console: Console) -> tuple[Stored, Incident] | None:
     inbox = Inbox(folder / "inbox.sqlite3")
     try:
-        found = [i for i in inbox.find(prefix.lower()) if isinstance(i.body, Incident)]
+        if prefix == "latest":
+            found = inbox.messages((Kind.INCIDENT,))[:1]
+        else:
+            found = [i for i in inbox.find(prefix.lower()) if isinstance(i.body, Incident)]
     finally:
         inbox.close()
     if len(found) != 1:
@@ -192,9 +204,13 @@ def _photos(folder: Path, args: argparse.Namespace, console: Console) -> int:
     if not incident.attachments:
         console.print("this incident has no photos")
         return 1
+    deadline = time.monotonic() + max(args.wait, 0)
+    waiting = [s for s in photo_states(incident, folder) if not s.complete]
+    while waiting and time.monotonic() < deadline:  # 'blo-sub run' is fetching them
+        time.sleep(0.5)
+        waiting = [s for s in photo_states(incident, folder) if not s.complete]
     for path, what in write_photos(incident, folder, args.out):
         console.print(f"{path}  {what}")
-    waiting = [s for s in photo_states(incident, folder) if not s.complete]
     if waiting:
         console.print(
             f"{len(waiting)} of {len(incident.attachments)} photo(s) not complete yet "
