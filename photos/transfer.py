@@ -8,10 +8,13 @@ chunks on ``blo/chunk/CC/HOLDER``, which the whole audience reads, so one answer
 feeds every receiver that lacked the same chunks. Nothing is pushed unasked.
 
 - ``Asking`` (receiver): a blob is asked for at once, then again only when
-  ``patience`` seconds pass with neither an answer nor progress; asks alternate
-  between the sender and the archive, so a sender switched off does not stall a
-  transfer the archive can finish. After a cut the need map holds only what is
-  missing: a resume, not a restart.
+  ``patience`` seconds pass without any chunk arriving (of any blob: while a holder
+  is busy with a preview, the full image queued behind it is not asked for again,
+  and chunks in flight are not asked for twice). Chunks travel at QoS 1 on
+  persistent sessions, so a cut alone loses none; asking again is for a holder
+  that restarted or is gone. Asks alternate between the sender and the archive, so
+  a sender switched off does not stall a transfer the archive can finish. The need
+  map holds only what is missing: a resume, not a restart.
 - ``Serving`` (holder): what was asked, merged per blob, handed out ``budget``
   chunks at a time, smallest blob first (previews before full images), so the
   caller can keep a bounded number of chunks in flight and an alert published
@@ -102,8 +105,13 @@ class Asking:
 
     me: str
     archive: str | None
-    patience: float = 3.0
+    patience: float = 8.0
     _asked: dict[bytes, _Asked] = field(default_factory=dict)
+    _progress_at: float = float("-inf")
+
+    def progress(self, now: float) -> None:
+        """A new chunk arrived (of any blob): the holders are delivering."""
+        self._progress_at = now
 
     def due(self, missing: Iterable[tuple[BlobStatus, NeedMap]], now: float) -> list[Ask]:
         """What to ask for now, from ``BlobStore.missing()`` (previews first)."""
@@ -117,7 +125,7 @@ class Asking:
                 if status.held > last.held:  # chunks are coming: let them
                     last.held, last.at = status.held, now
                     continue
-                if now - last.at < self.patience:
+                if now - max(last.at, self._progress_at) < self.patience:
                     continue
             tries = 0 if last is None else last.tries + 1
             holder = status.office
@@ -145,6 +153,11 @@ class Serving:
     def asked(self, root: bytes, size: int, need: NeedMap) -> None:
         """Someone needs ``need`` of blob ``root`` (``size`` bytes): add it to the queue."""
         self._pending.setdefault(root, set()).update(need.missing())
+        self._size[root] = size
+
+    def requeue(self, root: bytes, size: int, indices: Iterable[int]) -> None:
+        """Put back chunks taken but not sent (the link went as they were published)."""
+        self._pending.setdefault(root, set()).update(indices)
         self._size[root] = size
 
     def take(self, budget: int) -> list[tuple[bytes, int]]:

@@ -58,6 +58,10 @@ BLOB_FILE = "blobs.sqlite3"
 
 log = logging.getLogger("blo.photos")
 
+#: Seconds a chunk just published is not published again for another need: longer
+#: than a need takes to cross, shorter than a receiver's patience before it asks again.
+ECHO = 2.0
+
 _EXT = {"image/jpeg": ".jpg", "image/png": ".png", "image/heic": ".heic"}
 
 
@@ -79,8 +83,8 @@ class PhotoLink:
         is_archive: Callable[[str], bool],
         clock: Callable[[], datetime],
         out: Path | None = None,
-        window: int = 4,
-        patience: float = 3.0,
+        window: int = 2,
+        patience: float = 8.0,
     ) -> None:
         self.me = me
         self.store = store
@@ -94,6 +98,9 @@ class PhotoLink:
         self.stats: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._inflight: list[mqtt.MQTTMessageInfo] = []
+        # When each chunk was last published: a need sent before the receiver saw it
+        # (two receivers asking at once, one answer multicast to both) is not served twice.
+        self._served: dict[tuple[bytes, int], float] = {}
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._pump: threading.Thread | None = None
@@ -166,6 +173,8 @@ class PhotoLink:
             self._refuse(stored.reason.value, stored.detail, topic)
             return
         self.stats["chunks" if stored.new else "duplicate"] += 1
+        if stored.new:
+            self.asking.progress(time.monotonic())
         if stored.complete:
             self.stats["complete"] += 1
             self.asking.forget([chunk.root])
@@ -200,6 +209,10 @@ class PhotoLink:
         for index in held.missing():
             if index in need:
                 need.held(index)  # cannot serve what it does not hold
+        now = time.monotonic()
+        for index in need.missing():
+            if now - self._served.get((root, index), -ECHO) < ECHO:
+                need.held(index)  # just sent, multicast: on its way to this asker too
         with self._lock:
             self.serving.asked(root, status.ref.size, need)
         self.stats["needs"] += 1
@@ -214,6 +227,8 @@ class PhotoLink:
                 target=self._run_pump, name=f"{self.me}-photos", daemon=True
             )
             self._pump.start()
+        old = time.monotonic() - 60
+        self._served = {k: t for k, t in self._served.items() if t > old}  # stays small
         try:
             missing = self.store.missing()
         except PhotoError as exc:
@@ -244,7 +259,7 @@ class PhotoLink:
             return
         with self._lock:
             batch = self.serving.take(room)
-        for root, index in batch:
+        for at, (root, index) in enumerate(batch):
             chunk = self.store.chunk(root, index)
             if chunk is None:
                 continue
@@ -252,8 +267,17 @@ class PhotoLink:
             topic = chunk_topic(country_of(status.office), self.me)
             info = self.client.publish(topic, chunk.encode(), qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                return  # the link went: the receiver asks again
+                # The link went: paho keeps this one for the next link (QoS 1); the
+                # rest go back in the queue.
+                with self._lock:
+                    for later_root, later in batch[at + 1 :]:
+                        size = self.store.status(later_root).ref.size
+                        self.serving.requeue(later_root, size, [later])
+                return
             self.stats["served"] += 1
+            if (root, index) in self._served:
+                self.stats["served_again"] += 1  # asked again: lost, or its holder restarted
+            self._served[(root, index)] = time.monotonic()
             self._inflight.append(info)
 
     def close(self) -> None:
