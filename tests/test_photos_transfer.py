@@ -194,12 +194,15 @@ def test_a_tablet_stopped_mid_transfer_asks_only_for_what_is_missing(
     held = store.status(full).held
     store.close()
     assert 0 < held < total, "stopped too late to test a resume"
-    bavet.photos.window = 4
+    served = bavet.photos.stats["served"]
+    bavet.photos.window = 2
     hq = nodes.start("kh-nacd")
     want = set(expected_bytes(photo, keep_original=True))
     assert wait_for(lambda: hq_files(nodes) >= want, 60), hq.photos.stats
     # Asked only for what was missing (the need map), not for the whole photo again.
     assert 0 < hq.photos.stats["asked_chunks"] <= total - held, hq.photos.stats
+    # ... and the sender sent no more than that (bar what it had in flight at the stop).
+    assert bavet.photos.stats["served"] - served <= total - held + 4, bavet.photos.stats
     # What came twice is what the broker had in flight to it when it stopped.
     assert hq.photos.stats["duplicate"] <= 64, hq.photos.stats
 
