@@ -160,7 +160,15 @@ def _show(bundle: EnrolmentBundle, args: argparse.Namespace, console: Console) -
     if args.json:
         from subscriber.views import message_json
 
-        _print_json(message_json(item, Lang(args.lang), now, inbox.cancelled()))
+        doc = message_json(item, Lang(args.lang), now, inbox.cancelled())
+        if isinstance(item.body, Incident) and item.body.attachments:
+            from subscriber.photos import photo_states
+
+            doc["photos"] = [
+                {"number": p.number, "state": p.state, "file": str(p.path) if p.path else None}
+                for p in photo_states(item.body, folder)
+            ]
+        _print_json(doc)
         return 0
     console.print(message_view(item, Lang(args.lang)))
     if isinstance(item.body, Incident) and item.body.attachments:

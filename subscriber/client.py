@@ -394,6 +394,7 @@ class NodeClient:
             if isinstance(result, Accepted):
                 if self.inbox.add(result, now, owe_receipts=self._owes_receipts):
                     self._settle_receipts()
+                    self.photos.accepted([result])
             elif not result.reason.benign:
                 self.inbox.count_rejection(result.reason.value)
         if done:

@@ -7,6 +7,7 @@ beside them. Photos are made here with GPS written into EXIF (photos.exif.with_g
 from __future__ import annotations
 
 import io
+import json
 import os
 import time
 from datetime import UTC, datetime
@@ -99,6 +100,10 @@ def test_two_photos_from_bavet_arrive_byte_identical(
     shown = capsys.readouterr().out
     assert shown.count("complete") == 2, shown
     assert "GPS" in shown
+    assert blo_sub(["show", *hq_args, msg_id[:8], "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["photos"]
+    assert [p["state"] for p in listed] == ["complete", "complete"]
+    assert all(Path(p["file"]).read_bytes() in want for p in listed)
     out = tmp_path / "out"
     assert blo_sub(["photos", *hq_args, msg_id[:8], "--out", str(out)]) == 0
     written = sorted(p.name for p in out.iterdir())
