@@ -395,7 +395,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 store.close()
             size = sum(len(p.preview) + len(p.full) for p in photos)
-            console.print(f"{len(photos)} photo(s) kept for sending ({size} bytes)")
+            console.print(
+                f"{len(photos)} photo(s) kept for sending ({size} bytes): this node's "
+                "'blo-sub run' serves them to HQ and the archive as they ask"
+            )
         console.print(
             f"{draft.kind.label} {queued.msg_id.hex()} queued as #{queued.seq} "
             f"to {draft.scope} ({len(queued.data)} bytes)"
