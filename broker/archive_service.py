@@ -38,6 +38,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from broker.archive import ArchiveStore, Stored, entitled
+from broker.blobs import archive_blobs
 from broker.errors import BrokerError
 from certs import EnrolmentBundle
 from schemas import (
@@ -146,6 +147,8 @@ class ArchiveService:
         self.client.on_connect = self._guard("on_connect", self._on_connect)
         self.client.on_disconnect = self._guard("on_disconnect", self._on_disconnect)
         self.client.on_message = self._guard("on_message", self._on_message)
+        # Photo blobs (broker/blobs.py): registered from incidents, fetched, served.
+        self.blobs = archive_blobs(bundle.node, db, self.client, self.trust, clock)
         self._setup_trust()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -171,6 +174,7 @@ class ArchiveService:
         if self._ticker:
             self._ticker.join(5)
         self.store.close()
+        self.blobs.close()
 
     def _fault(self, where: str, exc: BaseException) -> None:
         """Log an unexpected exception with the node named, count it, keep it for status."""
@@ -241,6 +245,8 @@ class ArchiveService:
             self.link.lost(rc)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if self._blob_message(message):
+            return
         if not message.topic.startswith("blo/request/"):
             # Stored, then acknowledged, on the committer thread.
             self._incoming.put(
@@ -259,6 +265,18 @@ class ArchiveService:
             self._fault(f"serving {message.topic}", exc)
         finally:
             client.ack(message.mid, message.qos)
+
+    def _blob_message(self, message: mqtt.MQTTMessage) -> bool:
+        """A photo chunk or need (broker/blobs.py): handled and acknowledged here. A chunk
+        lost to a fault is asked for again by whoever still needs it."""
+        try:
+            handled = self.blobs.on_message(message.topic, bytes(message.payload))
+        except Exception as exc:  # logged and counted, never silent
+            self._fault(f"photo message on {message.topic}", exc)
+            handled = True
+        if handled:
+            self.client.ack(message.mid, message.qos)
+        return handled
 
     # -- storing -----------------------------------------------------------------------
 
@@ -315,6 +333,9 @@ class ArchiveService:
                 )
                 time.sleep(0.2 * attempt)
         self.stats["stored"] += sum(stored)
+        # Photos described by the batch's incidents (idempotent, so a redelivered
+        # batch registers again what a fault interrupted).
+        self.blobs.accepted([result for result, _ in keep])
         for item in batch:
             if item.link == self._link:  # a message id from an older link means nothing now
                 self.client.ack(item.mid, item.qos)
@@ -579,6 +600,7 @@ class ArchiveService:
             log.info("asked %s to resend #%d-%d of outbox %x", sender, first, last, epoch)
         if time.monotonic() >= self._probe_at:
             self._probe()
+        self.blobs.tick()
         return published
 
     def _probe(self) -> None:

@@ -24,6 +24,9 @@ class Stats:
     cuts: int = 0
     mid_chunk_cuts: int = 0
     refused: int = 0
+    #: bytes forwarded client -> broker and broker -> client (what crossed the link)
+    up_bytes: int = 0
+    down_bytes: int = 0
 
 
 @dataclass
@@ -36,6 +39,8 @@ class FaultProxy:
     mean_life: float | None = None
     #: extra delay per forwarded chunk, in seconds (a slow link)
     delay: float = 0.0
+    #: bytes per second in each direction of each connection (None: as fast as loopback)
+    rate: float | None = None
     stats: Stats = field(default_factory=Stats)
 
     def __post_init__(self) -> None:
@@ -105,8 +110,8 @@ class FaultProxy:
         if self.mean_life is not None:
             deadline = self.loop.time() + self.random.expovariate(1 / self.mean_life)
         pumps = [
-            asyncio.create_task(self._pump(reader, up_writer, deadline)),
-            asyncio.create_task(self._pump(up_reader, writer, deadline)),
+            asyncio.create_task(self._pump(reader, up_writer, deadline, up=True)),
+            asyncio.create_task(self._pump(up_reader, writer, deadline, up=False)),
         ]
         await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
         if deadline is not None and self.loop.time() >= deadline:
@@ -120,9 +125,15 @@ class FaultProxy:
                 await w.wait_closed()
 
     async def _pump(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, deadline: float | None
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        deadline: float | None,
+        *,
+        up: bool = True,
     ) -> None:
         """Forward until EOF or the connection's deadline; then cut, often mid-chunk."""
+        free_at = self.loop.time()  # the rate limit: when the link is free to send again
         with contextlib.suppress(ConnectionError, asyncio.CancelledError, TimeoutError):
             while True:
                 timeout = None if deadline is None else max(deadline - self.loop.time(), 0)
@@ -133,10 +144,22 @@ class FaultProxy:
                     await asyncio.sleep(0.05)
                 if self.delay:
                     await asyncio.sleep(self.delay)
+                if self.rate:
+                    free_at = max(free_at, self.loop.time()) + len(data) / self.rate
+                    await asyncio.sleep(free_at - self.loop.time())
                 if deadline is not None and self.loop.time() >= deadline:
                     # Cut in the middle of what is passing through.
-                    writer.write(data[: self.random.randrange(len(data))])
+                    part = data[: self.random.randrange(len(data))]
+                    self._count(len(part), up)
+                    writer.write(part)
                     self.stats.mid_chunk_cuts += 1
                     break
+                self._count(len(data), up)
                 writer.write(data)
                 await writer.drain()
+
+    def _count(self, n: int, up: bool) -> None:
+        if up:
+            self.stats.up_bytes += n
+        else:
+            self.stats.down_bytes += n

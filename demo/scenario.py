@@ -26,6 +26,7 @@ from demo.config import DemoSettings
 from demo.flaky import FaultProxy
 from demo.network import ARCHIVE, ATTACKER, DemoPki, provision
 from demo.offices import HQ, VN_COUNTERPART, Office, offices
+from publisher.compose import keep_photos
 from schemas import Alert, Bulletin, Incident, Lang, open_envelope
 from subscriber import NodeClient
 
@@ -201,10 +202,22 @@ class Demo:
             self._next_step = time.monotonic() + self.settings.pace
             return
         if self._incident_id is None:
-            photo = story.photo(self.folder / "photos" / "bavet-seizure.png")
-            draft = story.incident(now, photo)
+            photos = story.geo_photos(self.folder / "photos", now)
+            draft = story.incident(now, photos)
             self._incident_id = bavet.send(draft.body, draft.scope, days=30)
-            self.say("BLO Bavet reports a seizure at the Viet Nam border (position, items, photo)")
+            assert isinstance(draft.body, Incident)
+            # Bavet's blob store serves them to whoever asks (HQ, the archive).
+            keep_photos(
+                bavet.photos.store,
+                photos,
+                draft.body.attachments,
+                office=story.BAVET,
+                msg_id=self._incident_id,
+                now=now,
+            )
+            self.say(
+                "BLO Bavet reports a seizure at the Viet Nam border (position, items, 2 photos)"
+            )
             self._next_step = time.monotonic() + self.settings.pace
             return
         if self._bulletin_id is None:
@@ -284,6 +297,11 @@ class Demo:
         if role == "hq":
             if self._incident_id not in ids:
                 missing.append("Bavet's incident")
+            else:
+                # Complete means re-hashed to the signed SHA-256: byte for byte.
+                blobs = client.photos.store.blobs_of(self._incident_id)
+                if len(blobs) != 4 or not all(b.is_complete for b in blobs):
+                    missing.append("Bavet's photos")
             unread = [o.node for o in self.offices if o.country == "kh" and o.node not in receipts]
             unread += [n for n, r in receipts.items() if "read" not in r]
             if unread:

@@ -3,24 +3,31 @@
 The alert is the field report's: NACD forwards a 1.9 kg methamphetamine
 seizure at the Cambodia-Lao PDR border to every BLO, in English and Khmer.
 Bavet then reports a similar seizure at the Viet Nam border with exact
-coordinates, items and a geo-coded photo, and exchanges a bulletin with Moc
+coordinates, items and two geo-coded photos, and exchanges a bulletin with Moc
 Bai across the border. Names, places and figures other than the report's are
 illustrative.
 """
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from demo.offices import HQ, VN_COUNTERPART
-from publisher import attachment, compose
-from schemas import Draft
+from PIL import Image
 
-__all__ = ["BAVET", "alert", "bulletin", "incident", "photo", "reply"]
+from demo.offices import HQ, VN_COUNTERPART
+from photos.exif import with_gps
+from photos.images import PreparedPhoto, load_photo
+from publisher import compose
+from publisher.compose import photo_attachment
+from schemas import Draft
+from schemas.messages import Position
+
+__all__ = ["BAVET", "alert", "bulletin", "geo_photos", "incident", "photo", "reply"]
 
 BAVET = "kh-blo-bavet"
 # Where Bavet's seizure happened (illustrative): beside the Bavet checkpoint.
@@ -70,8 +77,26 @@ def alert(now: datetime) -> Draft:
     return compose(doc, sender=HQ, now=now, expires_in=timedelta(days=7))
 
 
-def incident(now: datetime, photo_file: Path) -> Draft:
-    """Bavet's report of a seizure at the Viet Nam border, with its photo's reference."""
+def geo_photos(folder: Path, now: datetime) -> list[PreparedPhoto]:
+    """Two photos of the find as a phone writes them (JPEG, GPS and time in EXIF), a few
+    metres apart, prepared for sending (photos.images: position read, metadata stripped)."""
+    out = []
+    for number, (dlat, dlon) in enumerate(((0.00021, -0.00034), (-0.00015, 0.00027)), 1):
+        image = Image.effect_mandelbrot((1280, 960), (-2.2 + number * 0.3, -1.2, 0.8, 1.2), 64)
+        data = io.BytesIO()
+        image.convert("RGB").save(data, "JPEG", quality=85)
+        where = Position(lat=SEIZURE["lat"] + dlat, lon=SEIZURE["lon"] + dlon, accuracy_m=5)
+        jpeg = with_gps(data.getvalue(), where, taken=now - timedelta(hours=1))
+        path = folder / f"bavet-seizure-{number}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(jpeg)
+        incident = Position(lat=SEIZURE["lat"], lon=SEIZURE["lon"], accuracy_m=8)
+        out.append(load_photo(path, incident_position=incident))
+    return out
+
+
+def incident(now: datetime, photos: list[PreparedPhoto]) -> Draft:
+    """Bavet's report of a seizure at the Viet Nam border, with its photos' descriptions."""
     doc = {
         "kind": "incident",
         "scope": "country:kh",
@@ -88,13 +113,11 @@ def incident(now: datetime, photo_file: Path) -> Draft:
         "agencies": ["police", "customs"],
         "narrative": {
             "en": "Car searched at the Bavet checkpoint; 2.4 kg of crystal methamphetamine and "
-            "6,000 tablets in a spare tyre. Driver detained. Photo of the find attached.",
+            "6,000 tablets in a spare tyre. Driver detained. Photos of the find attached.",
             "km": "ឡានត្រូវបានឆែកនៅប៉ុស្តិ៍បាវិត។ រកឃើញមេតំហ្វេតាមីន ២.៤ គីឡូក្រាម "
             "និងថ្នាំគ្រាប់ ៦០០០ គ្រាប់ ក្នុងកង់ឡានបម្រុង។ អ្នកបើកបរត្រូវបានឃាត់ខ្លួន។",
         },
-        "attachments": [
-            {**attachment(photo_file, SEIZURE), "taken": _ago(now, 1)},
-        ],
+        "attachments": [photo_attachment(p) for p in photos],
     }
     return compose(doc, sender=BAVET, now=now, expires_in=timedelta(days=30))
 

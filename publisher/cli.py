@@ -33,12 +33,15 @@ from rich.table import Table
 from rich.text import Text
 
 from certs import EnrolmentBundle
+from photos.store import BlobStore, Quotas, blob_refs
 from publisher.compose import (
-    attachment,
     compose,
+    keep_photos,
     load_document,
     parse_duration,
     parse_item,
+    photo_attachment,
+    prepare_photos,
     refusal,
 )
 from publisher.errors import ComposeError
@@ -48,6 +51,7 @@ from schemas import (
     BloError,
     Category,
     Crime,
+    Incident,
     Receiver,
     Role,
     Scope,
@@ -59,6 +63,7 @@ from schemas import (
 )
 from subscriber import Inbox, NodeClient
 from subscriber.cli import node_folder
+from subscriber.photos import BLOB_FILE
 
 __all__ = ["EXIT_QUEUED", "main"]
 
@@ -137,7 +142,20 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         type=Path,
-        help="a photo or document to reference (repeatable)",
+        help="a photo (JPEG, PNG) to send with the incident (repeatable): its GPS position "
+        "and time go into the signed incident, a preview and the full image travel in chunks",
+    )
+    incident.add_argument(
+        "--keep-original",
+        action="store_true",
+        help="send each photo's own bytes (metadata cut out) instead of a 1,600 px copy",
+    )
+    incident.add_argument(
+        "--quota",
+        type=float,
+        default=Quotas().per_office / 2**20,
+        metavar="MIB",
+        help="photos this office may hold in its blob store (default %(default)g MiB)",
     )
     texts(incident, ("narrative",))
 
@@ -208,7 +226,10 @@ def _document(args: argparse.Namespace, outbox: Outbox, now: datetime) -> dict[s
         if narrative:
             doc["narrative"] = {**doc.get("narrative", {}), **narrative}
         if args.photo:
-            doc["attachments"] = [attachment(p, doc.get("position")) for p in args.photo]
+            args.prepared = prepare_photos(
+                args.photo, doc.get("position"), keep_original=args.keep_original
+            )
+            doc["attachments"] = [photo_attachment(p) for p in args.prepared]
     elif args.command == "bulletin":
         if args.to:
             doc["scope"] = "bulletin:" + ",".join(args.to)
@@ -343,8 +364,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         if why:
             outbox.close()
             raise ComposeError(f"not queued: {why}")
+        photos = getattr(args, "prepared", [])
+        store = None
+        if photos and isinstance(draft.body, Incident):
+            # The quota is checked before the incident is signed: a photo that cannot
+            # be kept at the sender could never be served to anyone.
+            quota = int(args.quota * 2**20)
+            store = BlobStore(
+                folder / BLOB_FILE, Quotas(per_office=quota, total=max(quota, Quotas().total))
+            )
+            refs = [ref for a in draft.body.attachments for ref in blob_refs(a)]
+            try:
+                store.ensure_room(bundle.node, refs)
+            except BloError:
+                store.close()
+                outbox.close()
+                raise
         queued = outbox.submit(draft.body, draft.scope, issued=draft.issued, expires=draft.expires)
         outbox.close()
+        if store is not None and isinstance(draft.body, Incident):
+            try:
+                keep_photos(
+                    store,
+                    photos,
+                    draft.body.attachments,
+                    office=bundle.node,
+                    msg_id=queued.msg_id,
+                    now=now,
+                )
+            finally:
+                store.close()
+            size = sum(len(p.preview) + len(p.full) for p in photos)
+            console.print(
+                f"{len(photos)} photo(s) kept for sending ({size} bytes): this node's "
+                "'blo-sub run' serves them to HQ and the archive as they ask"
+            )
         console.print(
             f"{draft.kind.label} {queued.msg_id.hex()} queued as #{queued.seq} "
             f"to {draft.scope} ({len(queued.data)} bytes)"

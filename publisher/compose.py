@@ -21,6 +21,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from photos.chunks import Refused, split
+from photos.images import PreparedPhoto, load_photo
+from photos.store import BlobStore, blob_refs
 from publisher.errors import ComposeError
 from schemas import (
     Action,
@@ -41,13 +44,17 @@ from schemas import (
     rules_for,
     topics_for,
 )
+from schemas.messages import Attachment, Position
 
 __all__ = [
     "attachment",
     "compose",
+    "keep_photos",
     "load_document",
     "parse_duration",
     "parse_item",
+    "photo_attachment",
+    "prepare_photos",
     "refusal",
     "valid_scopes",
 ]
@@ -116,6 +123,58 @@ def attachment(path: Path, position: dict[str, Any] | None) -> dict[str, Any]:
     if position:
         ref["position"] = position
     return ref
+
+
+def prepare_photos(
+    paths: list[Path], position: dict[str, Any] | None, *, keep_original: bool = False
+) -> list[PreparedPhoto]:
+    """Read each photo (photos.images): its GPS position and time taken, metadata
+    stripped, a preview and the full image. A photo without GPS takes ``position``
+    (the incident's), so an incident with photos needs one."""
+    if position is None:
+        raise ComposeError(
+            "an incident with --photo needs its position (--lat/--lon): a photo without "
+            "GPS takes it, and the map is drawn round it"
+        )
+    where = Position(
+        lat=float(position["lat"]),
+        lon=float(position["lon"]),
+        accuracy_m=position.get("accuracy_m"),
+    )
+    return [
+        load_photo(path, incident_position=where, keep_original=keep_original) for path in paths
+    ]
+
+
+def photo_attachment(photo: PreparedPhoto) -> dict[str, Any]:
+    """The document form of a prepared photo's signed description (preview + full)."""
+    return photo.attachment().model_dump(mode="json", exclude_none=True)
+
+
+def keep_photos(
+    store: BlobStore,
+    photos: list[PreparedPhoto],
+    attachments: tuple[Attachment, ...],
+    *,
+    office: str,
+    msg_id: bytes,
+    now: datetime,
+) -> None:
+    """Register the photos of a queued incident in the sender's blob store with every
+    chunk, so the node's link serves them to whoever asks (subscriber/photos.py)."""
+    refs = [ref for a in attachments for ref in blob_refs(a)]
+    store.register(refs, office=office, msg_id=msg_id, now=now)
+    for photo, described in zip(photos, attachments, strict=True):
+        for data, ref in ((photo.preview, described.preview), (photo.full, described.full)):
+            if ref is None:
+                continue
+            made, chunks = split(data, ref.media_type, ref.chunk_size)
+            if made != ref:
+                raise ComposeError(f"{photo.name}: its bytes changed while it was queued")
+            for chunk in chunks:
+                stored = store.put_chunk(chunk, now)
+                if isinstance(stored, Refused):
+                    raise ComposeError(f"{photo.name}: {stored.detail}")
 
 
 def compose(doc: dict[str, Any], *, sender: str, now: datetime, expires_in: timedelta) -> Draft:

@@ -19,6 +19,13 @@ take their rules from ``rules_for``, so nothing can drift
     archive   every message topic and blo/request/+          blo/replay/+, blo/resend/+,
                                                              blo/trust/+/* (retained)
 
+Photos (issue 10) travel as chunks beside the incident, read by its audience:
+
+    hq, observer  blo/chunk/CC/+                blo/need/N/ME (N: its country's BLOs,
+                                                the archive)
+    blo           blo/need/ME/+                 blo/chunk/CC/ME
+    archive       blo/chunk/+/+, blo/need/ME/+  blo/chunk/+/ME, blo/need/+/ME
+
 Trust topics are written by the trust publisher alone (the archive role): a
 retained slot is what a tablet switched on later reads first, and any other
 writer could put an older keyset or revocation list back there (a rollback
@@ -34,7 +41,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from schemas.kinds import Role
-from schemas.topics import ROOT, replay_topic, request_topic, resend_topic
+from schemas.topics import (
+    ROOT,
+    chunk_topic,
+    need_topic,
+    replay_topic,
+    request_topic,
+    resend_topic,
+)
 from schemas.trust import NodeEntry
 
 __all__ = ["Action", "Rules", "covers", "is_trust_topic", "matches", "rules_for"]
@@ -113,8 +127,13 @@ def rules_for(entry: NodeEntry, country_nodes: Iterable[NodeEntry]) -> Rules:
     if entry.revoked is not None:
         return Rules(me, (), (), ())
     role = entry.role
+    peers = list(country_nodes)
+    # Photo needs go to whoever holds the chunks: a sender (BLO) or the archive.
+    holders = [n.node for n in peers if n.role in (Role.BLO, Role.ARCHIVE) and n.node != me]
+    if role in (Role.HQ, Role.OBSERVER):
+        read += [chunk_topic(cc, "+")]
+        write += [need_topic(holder, me) for holder in holders]
     if role is Role.HQ:
-        peers = list(country_nodes)
         regions = sorted({r for n in peers for r in n.regions})
         read += [f"{ROOT}/all", f"{ROOT}/country/{cc}", f"{ROOT}/incident/{cc}/+"]
         read += [f"{ROOT}/receipt/{me}/+"]
@@ -127,6 +146,8 @@ def rules_for(entry: NodeEntry, country_nodes: Iterable[NodeEntry]) -> Rules:
         read += [f"{ROOT}/bulletin/{me}/+"]
         write += [f"{ROOT}/incident/{cc}/{me}", f"{ROOT}/receipt/+/{me}"]
         write += [f"{ROOT}/bulletin/{peer}/{me}" for peer in entry.counterparts]
+        read += [need_topic(me, "+")]
+        write += [chunk_topic(cc, me)]
     elif role is Role.REGIONAL:
         read += [f"{ROOT}/all", f"{ROOT}/region/+", f"{ROOT}/receipt/{me}/+"]
         write += [f"{ROOT}/all", f"{ROOT}/region/+"]
@@ -143,7 +164,10 @@ def rules_for(entry: NodeEntry, country_nodes: Iterable[NodeEntry]) -> Rules:
             f"{ROOT}/receipt/+/+",
             f"{ROOT}/bulletin/+/+",
             request_topic("+"),
+            chunk_topic("+", "+"),
+            need_topic(me, "+"),
         ]
         write = [replay_topic("+"), resend_topic("+"), *_trust("+")]
+        write += [chunk_topic("+", me), need_topic("+", me)]
         retain += _trust("+")
     return Rules(me, tuple(read), tuple(write), tuple(retain))

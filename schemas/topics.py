@@ -15,6 +15,9 @@ all call these functions, so a topic cannot drift between them::
     blo/replay/{node}               archive replays for one office
     blo/request/{node}              one office's replay requests to the archive
     blo/resend/{node}               the archive's requests to a sender to publish again
+    blo/chunk/{cc}/{source}         photo chunks of the country's incidents, served by
+                                    their sender or the archive (incident audience reads)
+    blo/need/{holder}/{asker}       what a receiver still needs, to the holder it asks
 
 Every message travels on a topic derived from its kind, scope and sender, and
 a receiver recomputes that topic: an envelope replayed onto another topic, or
@@ -26,7 +29,18 @@ from __future__ import annotations
 from schemas.ids import Scope, ScopeKind
 from schemas.kinds import Kind
 
-__all__ = ["ROOT", "replay_topic", "request_topic", "resend_topic", "topics_for", "trust_topic"]
+__all__ = [
+    "ROOT",
+    "chunk_source",
+    "chunk_topic",
+    "need_asker",
+    "need_topic",
+    "replay_topic",
+    "request_topic",
+    "resend_topic",
+    "topics_for",
+    "trust_topic",
+]
 
 ROOT = "blo"
 
@@ -82,3 +96,30 @@ def request_topic(node: str) -> str:
 def resend_topic(node: str) -> str:
     """The topic the archive asks ``node`` to publish missing sequence numbers again on."""
     return f"{ROOT}/resend/{node}"
+
+
+def chunk_topic(country: str, source: str) -> str:
+    """The topic ``source`` (an incident's sender, or the archive) serves photo chunks
+    of ``country``'s incidents on; the incident's audience reads it."""
+    return f"{ROOT}/chunk/{country}/{source}"
+
+
+def need_topic(holder: str, asker: str) -> str:
+    """The topic ``asker`` tells ``holder`` which chunks it still needs on."""
+    return f"{ROOT}/need/{holder}/{asker}"
+
+
+def chunk_source(topic: str) -> tuple[str, str] | None:
+    """``(country, source)`` of a chunk topic, or None if ``topic`` is not one."""
+    parts = topic.split("/")
+    if len(parts) == 4 and parts[0] == ROOT and parts[1] == "chunk" and all(parts[2:]):
+        return parts[2], parts[3]
+    return None
+
+
+def need_asker(topic: str) -> tuple[str, str] | None:
+    """``(holder, asker)`` of a need topic, or None if ``topic`` is not one."""
+    parts = topic.split("/")
+    if len(parts) == 4 and parts[0] == ROOT and parts[1] == "need" and all(parts[2:]):
+        return parts[2], parts[3]
+    return None

@@ -1,11 +1,14 @@
 """``blo-sub``: a node's client (``run``) and the officer's commands.
 
-Commands: ``run``, ``inbox``, ``show``, ``status``.
+Commands: ``run``, ``inbox``, ``show``, ``status``, and for an incident's photos
+``photos`` and ``map``.
 
     blo-sub run    --bundle kh-blo-bavet.json -h broker.example.org -p 8883
     blo-sub inbox  --bundle kh-blo-bavet.json [--lang km] [--json]
     blo-sub show   --bundle kh-blo-bavet.json ID [--json]
     blo-sub status --bundle kh-blo-bavet.json [--json]
+    blo-sub photos --bundle kh-nacd.json ID --out DIR
+    blo-sub map    --bundle kh-nacd.json ID --out map.png
 
 The node's files live in ``--data`` (default ``blo-data/NODE``): inbox.sqlite3
 and outbox.sqlite3, shared by the running client and these commands. ``--json``
@@ -21,6 +24,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 from certs import EnrolmentBundle
 from publisher import Outbox
 from publisher.errors import DataFolderError
-from schemas import BloError, Kind, Lang, Role
+from schemas import BloError, Incident, Kind, Lang, Role
 from subscriber.client import NodeClient
-from subscriber.inbox import Inbox
+from subscriber.inbox import Inbox, Stored
 from subscriber.receipts import settle
 
 if TYPE_CHECKING:
@@ -78,6 +82,20 @@ def _parser() -> argparse.ArgumentParser:
     trends = command("trends", "the trend summary HQ sent this office: its level and signals")
     trends.add_argument("--lang", default="en", choices=languages, help=lang_help)
     trends.add_argument("--json", action="store_true", help="print JSON for scripts")
+    incident_id = "the incident's id, or its first characters, or 'latest'"
+    photos = command("photos", "write an incident's photos (full images, else previews)")
+    photos.add_argument("id", help=incident_id)
+    photos.add_argument("--out", type=Path, required=True, help="the folder to write them to")
+    photos.add_argument(
+        "--wait",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="wait up to this long for photos still arriving (default: write what is here)",
+    )
+    drawn = command("map", "draw an incident's map: its position, its photos, the office")
+    drawn.add_argument("id", help=incident_id)
+    drawn.add_argument("--out", type=Path, required=True, help="the PNG file to write")
     return parser
 
 
@@ -145,14 +163,98 @@ def _show(bundle: EnrolmentBundle, args: argparse.Namespace, console: Console) -
     if args.json:
         from subscriber.views import message_json
 
-        _print_json(message_json(item, Lang(args.lang), now, inbox.cancelled()))
+        doc = message_json(item, Lang(args.lang), now, inbox.cancelled())
+        if isinstance(item.body, Incident) and item.body.attachments:
+            from subscriber.photos import photo_states
+
+            doc["photos"] = [
+                {"number": p.number, "state": p.state, "file": str(p.path) if p.path else None}
+                for p in photo_states(item.body, folder)
+            ]
+        _print_json(doc)
         return 0
     console.print(message_view(item, Lang(args.lang)))
+    if isinstance(item.body, Incident) and item.body.attachments:
+        from subscriber.photos import photo_states
+        from subscriber.views import photos_table
+
+        console.print(photos_table(photo_states(item.body, folder)))
     # The read and the receipt it owes are one transaction; settle queues it.
     if inbox.mark_read(item.msg_id, now, owe_receipt=bundle.role is Role.BLO):
         outbox = Outbox(folder / "outbox.sqlite3", bundle.signer())
         if settle(inbox, outbox, bundle.node, now):
             console.print("[dim]marked read; the read receipt goes out with the next link[/dim]")
+    return 0
+
+
+def _incident(folder: Path, prefix: str, console: Console) -> tuple[Stored, Incident] | None:
+    inbox = Inbox(folder / "inbox.sqlite3")
+    try:
+        if prefix == "latest":
+            found = inbox.messages((Kind.INCIDENT,))[:1]
+        else:
+            found = [i for i in inbox.find(prefix.lower()) if isinstance(i.body, Incident)]
+    finally:
+        inbox.close()
+    if len(found) != 1:
+        what = "no incident" if not found else f"{len(found)} incidents"
+        console.print(f"{what} with an id starting {prefix!r}: see 'blo-sub inbox'")
+        return None
+    body = found[0].body
+    assert isinstance(body, Incident)
+    return found[0], body
+
+
+def _photos(folder: Path, args: argparse.Namespace, console: Console) -> int:
+    from subscriber.photos import photo_states, write_photos
+
+    found = _incident(folder, args.id, console)
+    if found is None:
+        return 1
+    _, incident = found
+    if not incident.attachments:
+        console.print("this incident has no photos")
+        return 1
+    deadline = time.monotonic() + max(args.wait, 0)
+    waiting = [s for s in photo_states(incident, folder) if not s.complete]
+    while waiting and time.monotonic() < deadline:  # 'blo-sub run' is fetching them
+        time.sleep(0.5)
+        waiting = [s for s in photo_states(incident, folder) if not s.complete]
+    for path, what in write_photos(incident, folder, args.out):
+        console.print(f"{path}  {what}")
+    if waiting:
+        console.print(
+            f"{len(waiting)} of {len(incident.attachments)} photo(s) not complete yet "
+            f"({'; '.join(f'photo {s.number}: {s.state}' for s in waiting)}): "
+            "they arrive while 'blo-sub run' is connected; run this again then"
+        )
+        return 1
+    return 0
+
+
+def _map(folder: Path, args: argparse.Namespace, console: Console) -> int:
+    from photos.map import Office, photo_marks, render_map
+
+    found = _incident(folder, args.id, console)
+    if found is None:
+        return 1
+    item, incident = found
+    sender = item.sealed.header.sender
+    image = render_map(
+        incident.position,
+        photos=photo_marks(incident.attachments, incident.position),
+        office=Office(sender),
+        title=f"incident {item.msg_id.hex()[:8]} from {sender}",
+    )
+    try:
+        args.out.write_bytes(image.png)
+    except OSError as exc:
+        console.print(f"{args.out}: {exc.strerror}")
+        return 1
+    console.print(
+        f"{args.out}: {image.width}x{image.height} map of the incident, "
+        f"{len(incident.attachments)} photo(s) and {sender}"
+    )
     return 0
 
 
@@ -183,6 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 console.print("no trend summary yet: HQ sends one after its weekly analysis")
                 return 0
             console.print(trend_view(found[0], Lang(args.lang)))
+        elif args.command == "photos":
+            return _photos(folder, args, console)
+        elif args.command == "map":
+            return _map(folder, args, console)
         elif args.command == "inbox":
             inbox = Inbox(folder / "inbox.sqlite3")
             kinds = (Kind.ALERT, Kind.BULLETIN, Kind.INCIDENT) + (

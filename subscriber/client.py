@@ -61,6 +61,7 @@ from schemas.trust import TrustRequest, encode_trust_request
 from subscriber.inbox import Inbox
 from subscriber.link import node_client, watch_link
 from subscriber.lock import FolderLock
+from subscriber.photos import photo_link
 from subscriber.receipts import RECEIPT_DAYS, settle
 
 __all__ = ["NodeClient"]
@@ -140,6 +141,8 @@ class NodeClient:
         self.client.on_connect = self._guard("on_connect", self._on_connect)
         self.client.on_disconnect = self._guard("on_disconnect", self._on_disconnect)
         self.client.on_message = self._guard("on_message", self._on_message)
+        # Photos (subscriber/photos.py): chunk and need topics, the blob store, its pump.
+        self.photos = photo_link(self.me, data, self.client, self.receiver.trust, clock)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -174,6 +177,7 @@ class NodeClient:
         self.inbox.set_state(link="stopped")
         self.inbox.close()
         self.outbox.close()
+        self.photos.close()
         self._lock.release()
 
     # -- surviving faults ------------------------------------------------------------------
@@ -310,6 +314,14 @@ class NodeClient:
             self.link.lost(rc)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            photo = self.photos.on_message(message.topic, bytes(message.payload))
+        except Exception as exc:  # a chunk lost to a fault is asked for again later
+            self._fault(f"photo message on {message.topic}", exc)
+            photo = True
+        if photo:
+            client.ack(message.mid, message.qos)
+            return
         if message.topic == resend_topic(self.me):
             try:
                 self._resend(bytes(message.payload))
@@ -369,6 +381,9 @@ class NodeClient:
         # the backlog outlive the next link (the full soak stalled so).
         stored = self._add_many(keep, now, refused)
         fresh = [result for result, new in zip(keep, stored, strict=True) if new]
+        # Photos the batch's incidents describe (idempotent: a batch redelivered after a
+        # fault registers again what the fault interrupted).
+        self.photos.accepted(keep)
         # One outbox transaction for the batch's receipts, as for the inbox. The batch
         # is stored: a failed receipt write must not undo that (they stay owed and
         # the ticker queues them).
@@ -453,6 +468,7 @@ class NodeClient:
             if isinstance(result, Accepted):
                 if self.inbox.add(result, now, owe_receipts=self._owes_receipts):
                     self._settle_receipts()
+                    self.photos.accepted([result])
             elif not result.reason.benign:
                 self.inbox.count_rejection(result.reason.value)
         if done:
@@ -528,6 +544,7 @@ class NodeClient:
                 continue
             try:
                 self._flush()
+                self.photos.tick()
                 now = self.clock()
                 for (sender, epoch), (first, last) in gap_requests(
                     self.receiver.gaps(now, self.gap_grace)

@@ -43,6 +43,7 @@ from schemas import (
 )
 from schemas.truststore import STALE
 from subscriber.inbox import QUARANTINE_DROPPED, Stored
+from subscriber.photos import PhotoState
 
 __all__ = [
     "cluster_width",
@@ -327,6 +328,26 @@ def message_view(item: Stored, lang: Lang) -> Panel:
         parts += field_lines(key, value)
     title = f"{h.kind.label} from {h.sender}"
     return Panel(Group(*parts), title=title, title_align="left")
+
+
+def photos_table(states: list[PhotoState]) -> Table:
+    """An incident's photos at this node: position and where it came from, state, file."""
+    table = Table(title="photos", title_justify="left")
+    for column in ("#", "position", "taken", "state", "file"):
+        table.add_column(column, overflow="fold")
+    for s in states:
+        a = s.attachment
+        where = _position(a.position.model_dump()) if a.position else "-"
+        if a.position_source is not None:
+            where += f" ({'GPS' if a.position_source.value == 'exif' else 'incident position'})"
+        table.add_row(
+            str(s.number),
+            where,
+            a.taken.isoformat() if a.taken else "-",
+            Text(s.state, style="green" if s.complete else "yellow"),
+            str(s.path) if s.path else "-",
+        )
+    return table
 
 
 def message_json(

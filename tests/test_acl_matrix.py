@@ -38,6 +38,11 @@ TOPICS = {
     "replay-bavet": "blo/replay/kh-blo-bavet",
     "request-bavet": "blo/request/kh-blo-bavet",
     "trust": "blo/trust/kh/keyset",
+    # Photos: chunks to the incident's audience, needs to the holder asked.
+    "chunk-bavet": "blo/chunk/kh/kh-blo-bavet",
+    "chunk-archive": "blo/chunk/kh/kh-archive",
+    "need-to-bavet": "blo/need/kh-blo-bavet/kh-nacd",
+    "need-to-archive": "blo/need/kh-archive/kh-analyst",
 }
 
 # The design, by node (role): which families it may read and write.
@@ -49,6 +54,8 @@ READ = {
         "incident-poipet",
         "receipt-bavet",
         "trust",
+        "chunk-bavet",
+        "chunk-archive",
     },
     "kh-blo-bavet": {
         "all",
@@ -58,21 +65,37 @@ READ = {
         "bulletin-to-bavet",
         "replay-bavet",
         "trust",
+        "need-to-bavet",
     },
     "kh-blo-poipet": {"all", "country-own", "node-poipet", "trust"},
-    "kh-analyst": {"all", "country-own", "region", "incident-bavet", "incident-poipet", "trust"},
+    "kh-analyst": {
+        "all",
+        "country-own",
+        "region",
+        "incident-bavet",
+        "incident-poipet",
+        "trust",
+        "chunk-bavet",
+        "chunk-archive",
+    },
     "kh-rc": {"all", "region", "trust"},
-    "kh-archive": set(TOPICS) - {"replay-bavet"},
+    "kh-archive": set(TOPICS) - {"replay-bavet", "need-to-bavet"},
     "vn-blo-mocbai": {"all", "country-other", "region", "bulletin-to-mocbai", "trust"},
 }
 WRITE = {
     # Only the trust publisher (the archive) writes trust: HQ could roll a slot back.
-    "kh-nacd": {"country-own", "region", "node-bavet", "node-poipet"},
-    "kh-blo-bavet": {"incident-bavet", "receipt-bavet", "bulletin-to-mocbai", "request-bavet"},
+    "kh-nacd": {"country-own", "region", "node-bavet", "node-poipet", "need-to-bavet"},
+    "kh-blo-bavet": {
+        "incident-bavet",
+        "receipt-bavet",
+        "bulletin-to-mocbai",
+        "request-bavet",
+        "chunk-bavet",
+    },
     "kh-blo-poipet": {"incident-poipet"},
-    "kh-analyst": set(),
+    "kh-analyst": {"need-to-archive"},
     "kh-rc": {"all", "region"},
-    "kh-archive": {"replay-bavet", "trust"},
+    "kh-archive": {"replay-bavet", "trust", "chunk-archive"},
     "vn-blo-mocbai": {"bulletin-to-bavet"},
 }
 # Who publishes the probe for the receive column.
@@ -91,6 +114,10 @@ WRITER = {
     "replay-bavet": "kh-archive",
     "request-bavet": "kh-blo-bavet",
     "trust": "kh-archive",
+    "chunk-bavet": "kh-blo-bavet",
+    "chunk-archive": "kh-archive",
+    "need-to-bavet": "kh-nacd",
+    "need-to-archive": "kh-analyst",
 }
 SUBJECTS = list(READ)
 
@@ -145,6 +172,8 @@ def test_acl_matrix_on_real_broker(broker: BrokerHandle) -> None:
             "blo/bulletin/+/+",
             "blo/request/+",
             "blo/trust/+/keyset",
+            "blo/chunk/+/+",
+            "blo/need/kh-archive/+",
         ]
         for topic_filter in witness_filters:
             assert witness.subscribe(topic_filter)
@@ -165,7 +194,8 @@ def test_acl_matrix_on_real_broker(broker: BrokerHandle) -> None:
         for node in SUBJECTS:
             for family in TOPICS:
                 got_probe = f"recv|{family}" in received[node]
-                reader = "kh-blo-bavet" if family == "replay-bavet" else "kh-archive"
+                own = ("replay-bavet", "need-to-bavet")
+                reader = "kh-blo-bavet" if family in own else "kh-archive"
                 published = f"pub|{node}|{family}" in received[reader]
                 observed = {
                     Action.RECEIVE: got_probe,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from demo import Demo, DemoSettings
 from demo.cli import main
 from demo.offices import HQ, VN_COUNTERPART
 from schemas import Incident, Kind
+from schemas.messages import PositionSource
 from subscriber import Inbox
 
 
@@ -37,7 +39,12 @@ def test_the_scenario_reaches_every_office_and_no_forgery_is_accepted(tmp_path: 
     assert isinstance(incident, Incident)
     assert (incident.position.lat, incident.position.lon) == (11.0735, 106.1542)
     assert incident.items[0].quantity == 2.4
-    assert incident.attachments[0].media_type == "image/png"
+    # Two geo-coded photos, positions from their EXIF, at HQ byte for byte.
+    assert [a.media_type for a in incident.attachments] == ["image/jpeg"] * 2
+    assert [a.position_source for a in incident.attachments] == [PositionSource.EXIF] * 2
+    held = (tmp_path / "offices" / HQ / "photos").iterdir()
+    digests = {hashlib.sha256(p.read_bytes()).digest() for p in held}
+    assert digests >= {a.sha256 for a in incident.attachments}
     # The bulletins reached Bavet and Moc Bai and no one else.
     for node, status in by_node.items():
         expected = 1 if node in ("kh-blo-bavet", VN_COUNTERPART) else 0

@@ -12,6 +12,7 @@ import pytest
 from brokers import BrokerHandle, Network
 from netsim import ALERT, REFERENCE
 from nodekit import Nodes, wait_for
+from PIL import Image
 
 from certs import EnrolmentBundle, Pki
 from publisher import Outbox, OutboxError
@@ -28,6 +29,7 @@ from schemas import (
     Scope,
     open_envelope,
 )
+from schemas.messages import PositionSource
 from subscriber.views import headline
 
 
@@ -125,7 +127,7 @@ def test_reference_alert_from_a_file(network: Network, tmp_path: Path) -> None:
 
 def test_incident_with_photo_and_bulletin(network: Network, tmp_path: Path) -> None:
     photo = tmp_path / "seizure.jpg"
-    photo.write_bytes(b"\xff\xd8\xff" + b"x" * 1000)
+    Image.new("RGB", (800, 600), (90, 120, 60)).save(photo, "JPEG")  # a photo without GPS
     bundle = str(network.bundle("kh-blo-bavet"))
     args = ["--bundle", bundle, "--data", str(tmp_path)]
     assert (
@@ -160,8 +162,14 @@ def test_incident_with_photo_and_bulletin(network: Network, tmp_path: Path) -> N
     assert main(["bulletin", *args, "--to", "vn-blo-mocbai", "--headline", "Van at night"]) == 0
     incident, bulletin = queued(tmp_path, network.bundle("kh-blo-bavet"))
     assert isinstance(incident, Incident)
-    assert incident.attachments[0].size == 1003
-    assert incident.attachments[0].media_type == "image/jpeg"
+    # The photo itself travels (issue 10): preview + full image described and signed,
+    # and without GPS it takes the incident's position, marked so.
+    (attached,) = incident.attachments
+    assert attached.media_type == "image/jpeg"
+    assert attached.full is not None
+    assert attached.preview is not None
+    assert attached.position == incident.position
+    assert attached.position_source is PositionSource.INCIDENT
     assert incident.items[0].form == "crystal"
     assert isinstance(bulletin, Bulletin)
 
