@@ -65,7 +65,7 @@ from schemas.kinds import Kind
 from schemas.topics import request_topic
 from schemas.trust import TrustRequest, decode_trust_request
 from subscriber import node_client
-from subscriber.link import watch_link
+from subscriber.link import guarded, relink, watch_link
 
 __all__ = ["ArchiveService"]
 
@@ -144,9 +144,9 @@ class ArchiveService:
         self.client = node_client(bundle, max_reconnect_delay=5)
         self.link = watch_link(self.client, f"archive {bundle.node}", log)  # why not up, once
         # A callback that raises would end paho's thread, and with it the link.
-        self.client.on_connect = self._guard("on_connect", self._on_connect)
-        self.client.on_disconnect = self._guard("on_disconnect", self._on_disconnect)
-        self.client.on_message = self._guard("on_message", self._on_message)
+        self.client.on_connect = guarded(self._on_connect, "on_connect", self._fault)
+        self.client.on_disconnect = guarded(self._on_disconnect, "on_disconnect", self._fault)
+        self.client.on_message = guarded(self._on_message, "on_message", self._fault)
         # Photo blobs (broker/blobs.py): registered from incidents, fetched, served.
         self.blobs = archive_blobs(bundle.node, db, self.client, self.trust, clock)
         self._setup_trust()
@@ -182,31 +182,10 @@ class ArchiveService:
         self.last_fault = f"{where}: {type(exc).__name__}: {exc}"
         log.error("archive %s: %s failed; going on", self.bundle.node, where, exc_info=exc)
 
-    def _guard(self, name: str, callback: Callable[..., None]) -> Callable[..., None]:
-        def guarded(*args: Any) -> None:
-            try:
-                callback(*args)
-            except Exception as exc:  # logged and counted, never silent
-                self._fault(f"paho {name}", exc)
-
-        return guarded
-
     def _relink(self) -> None:
-        """Drop the link and make it again, so the broker redelivers what is unacknowledged.
-
-        An unacknowledged QoS 1 message holds one of the broker's in-flight slots
-        until the session reconnects: a batch that cannot be stored must not
-        leave the link stalled behind it.
-        """
-        if self._stop.is_set():
-            return
+        """Drop the link and make it again, so the broker redelivers the failed batch."""
         log.warning("archive %s: dropping the link for a redelivery", self.bundle.node)
-        self.client.disconnect()
-        self.client.loop_stop()
-        if self._stop.is_set():
-            return
-        self.client.connect_async(self.host, self.port, keepalive=30)
-        self.client.loop_start()
+        relink(self.client, self.host, self.port, self._stop)
 
     # -- MQTT callbacks ----------------------------------------------------------------
 

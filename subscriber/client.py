@@ -59,7 +59,7 @@ from schemas import (
 )
 from schemas.trust import TrustRequest, encode_trust_request
 from subscriber.inbox import Inbox
-from subscriber.link import node_client, watch_link
+from subscriber.link import guarded, node_client, relink, watch_link
 from subscriber.lock import FolderLock
 from subscriber.photos import photo_link
 from subscriber.receipts import RECEIPT_DAYS, settle
@@ -138,9 +138,9 @@ class NodeClient:
         # Why the link is not up: logged once per change, kept for 'blo-sub status'.
         self.link = watch_link(self.client, self.me, log, self._link_reason)
         # A callback that raises would end paho's thread, and with it the link.
-        self.client.on_connect = self._guard("on_connect", self._on_connect)
-        self.client.on_disconnect = self._guard("on_disconnect", self._on_disconnect)
-        self.client.on_message = self._guard("on_message", self._on_message)
+        self.client.on_connect = guarded(self._on_connect, "on_connect", self._fault)
+        self.client.on_disconnect = guarded(self._on_disconnect, "on_disconnect", self._fault)
+        self.client.on_message = guarded(self._on_message, "on_message", self._fault)
         # Photos (subscriber/photos.py): chunk and need topics, the blob store, its pump.
         self.photos = photo_link(self.me, data, self.client, self.receiver.trust, clock)
 
@@ -196,31 +196,10 @@ class NodeClient:
         except sqlite3.Error as exc:
             log.error("%s: could not record %s in the inbox: %s", self.me, sorted(values), exc)
 
-    def _guard(self, name: str, callback: Callable[..., None]) -> Callable[..., None]:
-        def guarded(*args: Any) -> None:
-            try:
-                callback(*args)
-            except Exception as exc:  # logged and counted, never silent
-                self._fault(f"paho {name}", exc)
-
-        return guarded
-
     def _relink(self) -> None:
-        """Drop the link and make it again, so the broker redelivers what is unacknowledged.
-
-        An unacknowledged QoS 1 message holds one of the broker's in-flight slots
-        (100) until the session reconnects: a batch that cannot be committed must
-        not leave the link stalled behind it.
-        """
-        if self._stop.is_set():
-            return
+        """Drop the link and make it again, so the broker redelivers the failed batch."""
         log.warning("%s: dropping the link for a redelivery", self.me)
-        self.client.disconnect()
-        self.client.loop_stop()
-        if self._stop.is_set():
-            return
-        self.client.connect_async(self.host, self.port, keepalive=30)
-        self.client.loop_start()
+        relink(self.client, self.host, self.port, self._stop)
 
     # -- sending -----------------------------------------------------------------------
 

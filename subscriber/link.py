@@ -25,7 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from certs import EnrolmentBundle
 
-__all__ = ["LinkWatch", "describe_failure", "node_client", "watch_link"]
+__all__ = ["LinkWatch", "describe_failure", "guarded", "node_client", "relink", "watch_link"]
 
 
 def node_client(bundle: EnrolmentBundle, *, max_reconnect_delay: int = 30) -> mqtt.Client:
@@ -170,3 +170,35 @@ def watch_link(
     client.on_connect_fail = watch.connect_failed
     client.on_log = watch.paho_log
     return watch
+
+
+def guarded(
+    callback: Callable[..., None], name: str, fault: Callable[[str, BaseException], None]
+) -> Callable[..., None]:
+    """``callback`` for paho, with any exception it raises handed to ``fault`` (which
+    logs and counts it): raised into paho, it would end paho's thread and the link."""
+
+    def call(*args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception as exc:  # logged and counted by ``fault``, never silent
+            fault(f"paho {name}", exc)
+
+    return call
+
+
+def relink(client: mqtt.Client, host: str, port: int, stop: threading.Event) -> None:
+    """Drop the link and make it again, so the broker redelivers what is unacknowledged.
+
+    An unacknowledged QoS 1 message holds one of the broker's in-flight slots
+    (paho's 100) until the session reconnects: a batch that cannot be stored
+    must not leave the link stalled behind it. Not on paho's own thread.
+    """
+    if stop.is_set():
+        return
+    client.disconnect()
+    client.loop_stop()
+    if stop.is_set():
+        return
+    client.connect_async(host, port, keepalive=30)
+    client.loop_start()
