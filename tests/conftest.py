@@ -69,3 +69,25 @@ def nodes(broker: object, tmp_path: Path) -> Iterator[object]:
     yield group
     group.stop_all()
     archive.stop()
+
+
+@pytest.fixture(autouse=True)
+def _process_globals_restored() -> Iterator[None]:
+    """Put back what a command's ``main`` run in-process sets for the whole process.
+
+    ``blo-sub run`` and ``blo-broker`` install a root log handler bound to the
+    stderr of the moment (pytest's capture of this test, closed after it) and
+    SIGINT/SIGTERM handlers; left in place, later tests' threads log into a
+    closed file ("--- Logging error ---" in another test's stderr).
+    """
+    import logging
+    import signal
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    signals = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for sig, handler in signals.items():
+        signal.signal(sig, handler)

@@ -247,8 +247,9 @@ def test_no_private_key_is_left_in_a_file(
     written = [p for p in (*data.rglob("*"), *temp.rglob("*")) if p.is_file()]
     assert [p for p in written if b"PRIVATE KEY" in p.read_bytes()] == []
     assert list(temp.iterdir()) == []
-    assert {p.name for p in written} <= {"inbox.sqlite3", "outbox.sqlite3", "link.lock"} | {
-        f"{n}.sqlite3-{x}" for n in ("inbox", "outbox") for x in ("wal", "shm")
+    stores = ("inbox", "outbox", "blobs")
+    assert {p.name for p in written} <= {f"{n}.sqlite3" for n in stores} | {"link.lock"} | {
+        f"{n}.sqlite3-{x}" for n in stores for x in ("wal", "shm")
     }
 
 
