@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     trends = command("trends", "the trend summary HQ sent this office: its level and signals")
     trends.add_argument("--lang", default="en", choices=languages, help=lang_help)
     trends.add_argument("--json", action="store_true", help="print JSON for scripts")
+    from interchange.cli import add_export  # (blo-sub export: interchange/)
+
+    add_export(command("export", "alerts and incidents as CAP 1.2, GeoJSON, KML or CoT"))
     return parser
 
 
@@ -167,6 +170,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             _run(bundle, args)
             return 0
+        if args.command == "export":
+            from interchange.cli import run_export
+
+            return run_export(Inbox(folder / "inbox.sqlite3"), args, datetime.now(UTC))
         from subscriber.views import inbox_table, status_table
 
         console = Console(soft_wrap=False)
