@@ -55,12 +55,15 @@ def run_export(inbox: Inbox, args: argparse.Namespace, now: datetime) -> int:
         sys.stdout.buffer.write(docs[0][1])
         sys.stdout.flush()
         return 0
-    if len(docs) > 1 or out.is_dir():
-        out.mkdir(parents=True, exist_ok=True)
-        for name, data in docs:
-            (out / name).write_bytes(data)
-        print(f"wrote {len(docs)} file(s) to {out}")
-        return 0
-    out.write_bytes(docs[0][1])
+    try:
+        if len(docs) > 1 or out.is_dir() or str(out).endswith("/"):
+            out.mkdir(parents=True, exist_ok=True)
+            for name, data in docs:
+                (out / name).write_bytes(data)
+            print(f"wrote {len(docs)} file(s) to {out}")
+            return 0
+        out.write_bytes(docs[0][1])
+    except OSError as exc:
+        raise ExportError(f"{out}: {exc.strerror}: give a writable --out") from None
     print(f"wrote {out} ({len(docs[0][1])} bytes)")
     return 0

@@ -55,7 +55,8 @@ def export(
     """The chosen messages in ``fmt`` as (file name, bytes) pairs.
 
     ``held`` (all messages known) lets a CAP update name the sender and sent time
-    of the alert it references. Raises ``ExportError`` when nothing can be exported.
+    of the alert it references. Raises ``ExportError`` for CAP when no alert is chosen
+    (CAP has no empty document); the map formats write an empty one.
     """
     if fmt == "cap":
         known = {
@@ -72,11 +73,9 @@ def export(
         if not out:
             raise ExportError("no alert among the messages chosen: CAP carries alerts only")
         return out
+    # No placed message is an empty map, not an error: a daily --since export of a
+    # quiet day is still a valid document for the GIS desk's scripts.
     found = spots(chosen)
-    if not found:
-        raise ExportError(
-            f"no incident or alert with a position among the messages chosen: {fmt} draws points"
-        )
     if fmt == "geojson":
         data = json.dumps(feature_collection(found), ensure_ascii=False, indent=1).encode()
     elif fmt == "kml":

@@ -51,9 +51,11 @@ def test_export_each_format_from_an_inbox(
     assert feature["geometry"]["coordinates"] == [105.4618, 14.3312]
     assert sub_main(["export", *args, "--format", "cot"]) == 0
     assert 'lat="14.3312000"' in capsys.readouterr().out
-    # Nothing to export is an error that says why, not an empty file.
-    assert sub_main(["export", *args, "--since", "2027-01-01", "--format", "kml"]) == 1
-    assert "draws points" in capsys.readouterr().err
+    # A quiet period is an empty map, still a valid document; CAP has no empty alert.
+    assert sub_main(["export", *args, "--since", "2099-01-01", "--format", "geojson"]) == 0
+    assert json.loads(capsys.readouterr().out)["features"] == []
+    assert sub_main(["export", *args, "--since", "2099-01-01", "--format", "cap"]) == 1
+    assert "CAP carries alerts only" in capsys.readouterr().err
 
 
 def test_alert_from_cap_is_shown_then_queued(
