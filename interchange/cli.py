@@ -56,7 +56,7 @@ def run_export(inbox: Inbox, args: argparse.Namespace, now: datetime) -> int:
         sys.stdout.flush()
         return 0
     try:
-        if len(docs) > 1 or out.is_dir() or str(out).endswith("/"):
+        if len(docs) > 1 or out.is_dir():
             out.mkdir(parents=True, exist_ok=True)
             for name, data in docs:
                 (out / name).write_bytes(data)
