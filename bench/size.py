@@ -32,6 +32,7 @@ from cryptography.x509.oid import NameOID
 from rich.console import Console
 from rich.table import Table
 
+from interchange.cap import cap_element as cap_xml
 from schemas import Signer, draft_from_document, pack, seal
 from schemas.codec import EXT_TEXT
 from schemas.compression import dictionary
@@ -40,7 +41,6 @@ from schemas.textcode import decode_text
 HERE = Path(__file__).resolve().parent
 REFERENCE = HERE / "fixtures" / "reference-alert.json"
 HELDOUT = HERE / "fixtures" / "heldout-alert.json"
-CAP = "urn:oasis:names:tc:emergency:cap:1.2"
 DSIG = "http://www.w3.org/2000/09/xmldsig#"
 
 
@@ -70,60 +70,6 @@ def _utf8_only(value: Any) -> Any:
 
 
 # -- CAP 1.2 -------------------------------------------------------------------
-
-
-def cap_xml(doc: dict[str, Any], identifier: str) -> ET.Element:
-    """The alert as CAP 1.2: one <info> per language, incident facts as <parameter>s."""
-    ET.register_namespace("", CAP)
-
-    def sub(parent: ET.Element, tag: str, text: Any = None) -> ET.Element:
-        el = ET.SubElement(parent, f"{{{CAP}}}{tag}")
-        if text is not None:
-            el.text = str(text)
-        return el
-
-    root = ET.Element(f"{{{CAP}}}alert")
-    sub(root, "identifier", identifier)
-    sub(root, "sender", doc["sender"])
-    sub(root, "sent", doc["sent"])
-    sub(root, "status", doc["status"].capitalize())
-    sub(root, "msgType", doc["msg_type"].capitalize())
-    sub(root, "scope", "Restricted")
-    sub(root, "restriction", f"blo-alert scope {doc['scope']}")
-    incident = doc.get("incident", {})
-    for lang, words in doc["text"].items():
-        info = sub(root, "info")
-        sub(info, "language", lang)
-        sub(info, "category", "Security")
-        sub(info, "event", doc["category"])
-        sub(info, "urgency", doc["urgency"].capitalize())
-        sub(info, "severity", doc["severity"].capitalize())
-        sub(info, "certainty", doc["certainty"].capitalize())
-        sub(info, "expires", doc["expires"])
-        sub(info, "senderName", doc["sender"])
-        sub(info, "headline", words["headline"])
-        sub(info, "description", words.get("description", ""))
-        sub(info, "instruction", words.get("instruction", ""))
-        params = {
-            "crime": incident.get("crime"),
-            "occurred": incident.get("occurred"),
-            "reported_by": incident.get("reported_by"),
-            "persons_detained": incident.get("persons_detained"),
-        }
-        for i, item in enumerate(incident.get("items", [])):
-            params[f"item{i}"] = ";".join(f"{k}={v}" for k, v in item.items())
-        for name, value in params.items():
-            if value is not None:
-                param = sub(info, "parameter")
-                sub(param, "valueName", name)
-                sub(param, "value", value)
-        if "position" in incident:
-            area = sub(info, "area")
-            sub(area, "areaDesc", incident.get("place", ""))
-            pos = incident["position"]
-            radius_km = pos.get("accuracy_m", 0) / 1000
-            sub(area, "circle", f"{pos['lat']},{pos['lon']} {radius_km}")
-    return root
 
 
 def _self_signed(key: Ed25519PrivateKey, node: str) -> bytes:

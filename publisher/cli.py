@@ -120,6 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     alert.add_argument("--update", metavar="ID", help="this alert updates an earlier one")
     alert.add_argument("--cancel", metavar="ID", help="this alert cancels an earlier one")
     texts(alert, ("headline", "description", "instruction"))
+    alert.add_argument(
+        "--from-cap", type=Path, metavar="FILE.xml", help="a CAP 1.2 alert: mapped, shown, sent"
+    )
 
     incident = command("incident", "an incident report from a BLO to its HQ")
     sending(incident)
@@ -181,6 +184,10 @@ def _text_blocks(args: argparse.Namespace, fields: tuple[str, ...]) -> dict[str,
 
 def _document(args: argparse.Namespace, outbox: Outbox, now: datetime) -> dict[str, Any]:
     doc: dict[str, Any] = load_document(args.file) if args.file else {}
+    if getattr(args, "from_cap", None):  # the CAP mapping lives in interchange/
+        from interchange.publish import cap_document
+
+        doc = {**cap_document(args.from_cap, Console(soft_wrap=True)), **doc}
     doc["kind"] = args.command
     set_ = {k: v for k, v in vars(args).items() if v not in (None, [], False)}
     if args.command == "alert":

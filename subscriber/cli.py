@@ -96,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     drawn = command("map", "draw an incident's map: its position, its photos, the office")
     drawn.add_argument("id", help=incident_id)
     drawn.add_argument("--out", type=Path, required=True, help="the PNG file to write")
+    from interchange.cli import add_export  # (blo-sub export: interchange/)
+
+    add_export(command("export", "alerts and incidents as CAP 1.2, GeoJSON, KML or CoT"))
     return parser
 
 
@@ -269,6 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             _run(bundle, args)
             return 0
+        if args.command == "export":
+            from interchange.cli import run_export
+
+            return run_export(Inbox(folder / "inbox.sqlite3"), args, datetime.now(UTC))
         from subscriber.views import inbox_table, status_table
 
         console = Console(soft_wrap=False)
