@@ -26,8 +26,9 @@ from demo.config import DemoSettings
 from demo.flaky import FaultProxy
 from demo.network import ARCHIVE, ATTACKER, DemoPki, provision
 from demo.offices import HQ, VN_COUNTERPART, Office, offices
+from photos.errors import MapError
 from publisher.compose import keep_photos
-from schemas import Alert, Bulletin, Incident, Lang, open_envelope
+from schemas import Alert, Bulletin, Incident, Kind, Lang, open_envelope
 from subscriber import NodeClient
 
 __all__ = ["Demo", "Event", "OfficeStatus", "Outcome"]
@@ -78,6 +79,8 @@ class Outcome:
     events: list[Event]
     cuts: int
     problems: list[str] = field(default_factory=list)
+    #: the incident's map HQ wrote once Bavet's photos arrived (None: not written)
+    map_file: Path | None = None
 
 
 class Demo:
@@ -105,6 +108,7 @@ class Demo:
         self._outage_ends = 0.0
         self.pki: DemoPki | None = None
         self.port = 0
+        self.map_file: Path | None = None
 
     # -- the story ----------------------------------------------------------------------
 
@@ -302,6 +306,8 @@ class Demo:
                 blobs = client.photos.store.blobs_of(self._incident_id)
                 if len(blobs) != 4 or not all(b.is_complete for b in blobs):
                     missing.append("Bavet's photos")
+                elif self.map_file is None:
+                    missing.append("the incident's map")
             unread = [o.node for o in self.offices if o.country == "kh" and o.node not in receipts]
             unread += [n for n, r in receipts.items() if "read" not in r]
             if unread:
@@ -369,6 +375,9 @@ class Demo:
             while True:
                 self.step()
                 snapshot = self.snapshot()
+                if self.map_file is None and "the incident's map" in snapshot[0].waiting_for:
+                    self._write_map()
+                    snapshot = self.snapshot()
                 if watch:
                     watch(self, snapshot)
                 if all(s.done for s in snapshot) and self._reply_id and self._attack:
@@ -388,7 +397,34 @@ class Demo:
             self.stop()
         cuts = self._proxy.stats.cuts if self._proxy else 0
         ok = not problems and all(s.done for s in snapshot)
-        return Outcome(ok, time.monotonic() - self.started, snapshot, self.events, cuts, problems)
+        seconds = time.monotonic() - self.started
+        return Outcome(ok, seconds, snapshot, self.events, cuts, problems, self.map_file)
+
+    def _write_map(self) -> None:
+        """HQ draws the incident's map (what ``blo-sub map`` draws) into the demo's folder."""
+        from photos.map import Office as MapOffice  # matplotlib: loaded only when drawing
+        from photos.map import photo_marks, render_map
+
+        hq = self.clients[HQ]
+        found = [s for s in hq.inbox.messages((Kind.INCIDENT,)) if s.msg_id == self._incident_id]
+        if not found or not isinstance(found[0].body, Incident):
+            return
+        incident, sender = found[0].body, found[0].sealed.header.sender
+        out = self.folder / "incident-map.png"
+        try:
+            image = render_map(
+                incident.position,
+                photos=photo_marks(incident.attachments, incident.position),
+                office=MapOffice(sender),
+                title=f"incident {found[0].msg_id.hex()[:8]} from {sender}",
+            )
+            out.write_bytes(image.png)
+        except (MapError, OSError) as exc:
+            # Not written: HQ keeps waiting for its map, and the run times out saying so.
+            self.say(f"NACD could not write the incident's map to {out}: {exc}")
+            return
+        self.map_file = out
+        self.say(f"NACD has Bavet's 2 photos and writes the incident's map: {out}")
 
     def _archive_problems(self) -> list[str]:
         if self._archive is None or self._attack is None:

@@ -159,6 +159,8 @@ def outcome_view(outcome: Outcome, title: str) -> RenderableType:
             f"and nothing forged was accepted ({outcome.seconds:.1f} s, {outcome.cuts} link cuts).",
             style="bold green",
         )
+        if outcome.map_file is not None:
+            verdict.append(f"\nThe incident's map (HQ): {outcome.map_file}", style="green")
     else:
         verdict = Text(
             "FAIL: " + "; ".join(outcome.problems or ["see the table"]), style="bold red"

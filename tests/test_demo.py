@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 
 import pytest
 from brokers import require_mosquitto
+from PIL import Image
 
 from demo import Demo, DemoSettings
 from demo.cli import main
@@ -45,6 +47,14 @@ def test_the_scenario_reaches_every_office_and_no_forgery_is_accepted(tmp_path: 
     held = (tmp_path / "offices" / HQ / "photos").iterdir()
     digests = {hashlib.sha256(p.read_bytes()).digest() for p in held}
     assert digests >= {a.sha256 for a in incident.attachments}
+    # Once they arrived HQ drew the incident's map (blo-sub map's) into the demo's folder.
+    assert outcome.map_file == tmp_path / "incident-map.png"
+    png = outcome.map_file.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert 30_000 < len(png) < 5_000_000, len(png)
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.format == "PNG"
+        assert image.size == (1500, 700)  # render_map's 15 x 7 inches at 100 dpi
     # The bulletins reached Bavet and Moc Bai and no one else.
     for node, status in by_node.items():
         expected = 1 if node in ("kh-blo-bavet", VN_COUNTERPART) else 0
@@ -75,6 +85,8 @@ def test_the_command_exits_0_and_prints_the_summary(
     assert "PASS: NACD and all 5 office tablets" in out
     assert "រឹបអូសមេតំហ្វេតាមីន ១.៩ គីឡូក្រាម" in out  # the Khmer headline, as text
     assert (tmp_path / "run" / "demo.log").exists()
+    assert "incident-map.png" in out  # the summary says where the map is
+    assert (tmp_path / "run" / "incident-map.png").stat().st_size > 30_000
     assert (tmp_path / "run" / "pki-kh" / "bundles" / "kh-blo-bavet.json").exists()
 
 
