@@ -2,7 +2,7 @@
 
     python bench/run.py [--quick] [--json FILE] [--brokers amqtt,mosquitto] [NAME ...]
 
-NAME is any of size, fanout, receive, catchup, scale, memory (default: all).
+NAME is any of size, fanout, receive, catchup, scale, memory, trends, photo (default: all).
 Each figure is a ratio (or a count) measured in one run, because absolute
 timings on a shared 2-core machine are noisy; each table gives the median of
 the rounds and their spread. ``--quick`` runs tiny sizes (the smoke test).
@@ -29,12 +29,13 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import fanout, memory, scale
+from bench import photo as photo_bench
 from bench import size as size_bench
 from bench import trends as trends_bench
-from bench.harness import Fleet, fleet, spread
+from bench.harness import Fleet, broker, fleet, spread
 from broker import mosquitto_binary
 
-NAMES = ["size", "fanout", "receive", "catchup", "scale", "memory", "trends"]
+NAMES = ["size", "fanout", "receive", "catchup", "scale", "memory", "trends", "photo"]
 MODES = ("raw", "project")
 
 
@@ -56,6 +57,10 @@ class Plan:
             "amqtt": [20, 40] if quick else [250, 500, 1000, 2000],
         }
         self.scale_seconds = 60.0 if quick else 120.0
+        # photo: ~2 MB over ~256 kbit/s (about a minute a path), or ~100 KB over a fast link.
+        self.photo_side = 520 if quick else 2400
+        self.photo_rate = 4_000_000.0 if quick else photo_bench.SHAPED_RATE
+        self.photo_within = 60.0 if quick else 600.0
 
 
 def versions() -> dict[str, str]:
@@ -343,6 +348,54 @@ def bench_memory(
         "broker_mib_at_agreed_rate": overload_mib,
         "rounds": runs,
     }
+
+
+def bench_photo(console: Console, plan: Plan, made: Fleet, work: Path, brokers: list[str]) -> Any:
+    """One photo, Bavet -> HQ through the rate-limited proxy: ours vs raw paho, interleaved."""
+    picture = photo_bench.camera_photo(work / "photo.jpg", plan.photo_side)
+    size = sum(len(b) for b in photo_bench.blobs(picture))
+    results: dict[str, Any] = {}
+    table = Table(
+        title=f"photo: {size:,} bytes (preview + full, --keep-original) Bavet -> HQ, "
+        f"link {plan.photo_rate * 8 / 1000:,.0f} kbit/s, no cuts"
+    )
+    for column in ("broker", "project s", "raw s", "ratio (goal <= 1.3)", "wire (goal <= 1.1)"):
+        table.add_column(column)
+    rounds = {"raw": photo_bench.raw_round, "project": photo_bench.project_round}
+    for kind in brokers:
+        with broker(kind, made, work / f"photo-{kind}" / "broker") as run:
+            runs = _rounds(
+                lambda mode, n, run=run, kind=kind: rounds[mode](
+                    made,
+                    run.port,
+                    work / f"photo-{kind}" / f"{mode}-{n}",
+                    picture,
+                    plan.photo_rate,
+                    plan.photo_within,
+                ),
+                1,
+            )
+        seconds = runs["project"][0]["seconds"]
+        raw_seconds = runs["raw"][0]["seconds"]
+        ratio = seconds / raw_seconds
+        wire_ratio = runs["project"][0]["wire"] / size
+        results[kind] = {
+            "seconds": seconds,
+            "raw_seconds": raw_seconds,
+            "ratio": ratio,
+            "wire_ratio": wire_ratio,
+            "raw_wire_ratio": runs["raw"][0]["wire"] / size,
+            "bytes": size,
+        }
+        table.add_row(
+            kind,
+            f"{seconds:.1f}",
+            f"{raw_seconds:.1f}",
+            f"{ratio:.2f} {_verdict(ratio <= 1.3)}",
+            f"{wire_ratio:.3f} {_verdict(wire_ratio <= 1.1)}",
+        )
+    console.print(table)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
