@@ -81,6 +81,8 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
     #: the incident's map HQ wrote once Bavet's photos arrived (None: not written)
     map_file: Path | None = None
+    #: False when the run's folder is a temporary one, removed at exit (no ``--dir``)
+    map_kept: bool = True
 
 
 class Demo:
@@ -398,7 +400,8 @@ class Demo:
         cuts = self._proxy.stats.cuts if self._proxy else 0
         ok = not problems and all(s.done for s in snapshot)
         seconds = time.monotonic() - self.started
-        return Outcome(ok, seconds, snapshot, self.events, cuts, problems, self.map_file)
+        kept = self.settings.dir is not None
+        return Outcome(ok, seconds, snapshot, self.events, cuts, problems, self.map_file, kept)
 
     def _write_map(self) -> None:
         """HQ draws the incident's map (what ``blo-sub map`` draws) into the demo's folder."""

@@ -160,7 +160,10 @@ def outcome_view(outcome: Outcome, title: str) -> RenderableType:
             style="bold green",
         )
         if outcome.map_file is not None:
-            verdict.append(f"\nThe incident's map (HQ): {outcome.map_file}", style="green")
+            where = f"\nThe incident's map (HQ): {outcome.map_file}"
+            if not outcome.map_kept:
+                where += " (removed with this run's temporary folder: keep it with --dir DIR)"
+            verdict.append(where, style="green")
     else:
         verdict = Text(
             "FAIL: " + "; ".join(outcome.problems or ["see the table"]), style="bold red"

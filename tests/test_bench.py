@@ -42,10 +42,13 @@ def test_every_benchmark_runs_and_writes_every_key(tmp_path: Path) -> None:
         assert number(figures["receive"][broker]["ratio"])
         assert number(figures["catchup"][broker]["ratio"])
         assert figures["scale"][broker]["tablets"] == 40  # both quick steps: all got the alert
+        photo = figures["photo"][broker]
+        for key in ("seconds", "raw_seconds", "ratio", "wire_ratio"):
+            assert number(photo[key]), (broker, key, photo[key])
     assert number(figures["memory"]["tablet_mib"])
     assert number(figures["memory"]["broker_mib"])
     assert number(figures["trends"]["seconds"])
     assert figures["trends"]["records"] > 0
     assert {"python", "amqtt", "paho-mqtt", "mosquitto", "cryptography"} <= set(figures["versions"])
-    for title in ("fanout:", "receive:", "catchup:", "scale:", "memory:", "trends:"):
+    for title in ("fanout:", "receive:", "catchup:", "scale:", "memory:", "trends:", "photo:"):
         assert title in run.stdout
