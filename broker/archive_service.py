@@ -198,6 +198,9 @@ class ArchiveService:
             client.subscribe(topic, qos=1)
         self._link += 1
         self._connects += 1
+        # A request asked on the old link, or its answer, may have died with it (amqtt
+        # drops what is in flight): ask again now, not a whole period later.
+        self._asked.clear()
         if self._connects > 1:
             # What a restarted broker acknowledged to a sender but never delivered
             # leaves no gap, only a lost tail. Senders come back on their own
