@@ -74,6 +74,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "schemas/authority.py",
         "        return scope.target in me.regions\n",
         "        return True\n",
+        "tests/test_audience.py",
         RECEIVER,
     ),
     m(
@@ -81,6 +82,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "schemas/authority.py",
         "        return scope.target == me.country\n",
         "        return True\n",
+        "tests/test_audience.py",
         RECEIVER,
     ),
     m(
@@ -270,6 +272,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "        allowed = rules.allows(Action(action.value), topic)\n",
         "        allowed = action is AmqttAction.RECEIVE"
         " or rules.allows(Action(action.value), topic)\n",
+        "tests/test_bad_clients.py -k acl_plugin_refuses_receive",
         f"tests/test_acl_matrix.py {ON_AMQTT}",
     ),
     m(
@@ -309,6 +312,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "        self._incoming.put(\n            _Incoming(",
         "        client.ack(message.mid, message.qos)\n        self._incoming.put(\n"
         "            _Incoming(",
+        "tests/test_faults.py -k 'failed_inbox_commit and mosquitto'",
         f"tests/test_nodes.py {ON_AMQTT}",
         "tests/test_faults.py -k killed",
     ),
@@ -317,6 +321,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "subscriber/client.py",
         "    def _retry_quarantine(self, now: datetime) -> None:\n",
         "    def _retry_quarantine(self, now: datetime) -> None:\n        return\n",
+        "tests/test_trust_quarantine.py -k newer_keyset",
         f"tests/test_nodes.py {ON_AMQTT}",
         f"tests/test_faults.py {ON_AMQTT}",
     ),
