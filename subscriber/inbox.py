@@ -260,9 +260,15 @@ class Inbox:
         """(message id, its sender, OWE_* bits) of every message still owing a receipt."""
         return self._read("SELECT msg_id, sender, owed FROM messages WHERE owed != 0")
 
-    def settle(self, msg_id: bytes, bits: int) -> None:
-        """The receipts ``bits`` for ``msg_id`` are in the outbox: stop owing them."""
-        self._write([("UPDATE messages SET owed = owed & ~? WHERE msg_id = ?", (bits, msg_id))])
+    def settle(self, settled: list[tuple[bytes, int]]) -> None:
+        """The receipts ``bits`` of each (``msg_id``, ``bits``) are in the outbox: stop owing
+        them, all in one transaction (one fsync for a batch of alerts, not one each)."""
+        self._write(
+            [
+                ("UPDATE messages SET owed = owed & ~? WHERE msg_id = ?", (bits, msg_id))
+                for msg_id, bits in settled
+            ]
+        )
 
     def messages(
         self, kinds: tuple[Kind, ...] = (Kind.ALERT, Kind.BULLETIN, Kind.INCIDENT)

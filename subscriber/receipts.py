@@ -47,6 +47,5 @@ def settle(inbox: Inbox, outbox: Outbox, node: str, now: datetime) -> int:
     queued = outbox.submit_many(
         items, issued=now, expires=now + timedelta(days=RECEIPT_DAYS), msg_ids=ids
     )
-    for msg_id, _, bits in owed:
-        inbox.settle(msg_id, bits)
+    inbox.settle([(msg_id, bits) for msg_id, _, bits in owed])
     return len(queued)
