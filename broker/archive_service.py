@@ -30,7 +30,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -65,7 +64,7 @@ from schemas.kinds import Kind
 from schemas.topics import request_topic
 from schemas.trust import TrustRequest, decode_trust_request
 from subscriber import node_client
-from subscriber.link import guarded, relink, watch_link
+from subscriber.link import Incoming, guarded, relink, watch_link
 
 __all__ = ["ArchiveService"]
 
@@ -77,17 +76,6 @@ REPLAY_BACKLOG = 500  # replays still going out above which a catch-up waits its
 REPLAY_HOLD = 10.0  # seconds before the same envelope is replayed to the same node again
 BATCH = 100  # envelopes per transaction; paho holds at most 100 unacknowledged
 COMMIT_TRIES = 3  # a locked or busy file often clears within a second
-
-
-@dataclass(frozen=True, slots=True)
-class _Incoming:
-    """An envelope as paho handed it over, waiting to be checked and stored."""
-
-    link: int
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
 
 
 class ArchiveService:
@@ -129,7 +117,7 @@ class ArchiveService:
         self._ticker: threading.Thread | None = None
         self._committer: threading.Thread | None = None
         # Envelopes wait here between paho's thread and the committer.
-        self._incoming: queue.SimpleQueue[_Incoming] = queue.SimpleQueue()
+        self._incoming: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
         self._link = 0  # counts connections: an ack is only valid on the link it came by
         self.connected = threading.Event()
         self.stats = {
@@ -232,7 +220,7 @@ class ArchiveService:
         if not message.topic.startswith("blo/request/"):
             # Stored, then acknowledged, on the committer thread.
             self._incoming.put(
-                _Incoming(
+                Incoming(
                     self._link, message.topic, bytes(message.payload), message.mid, message.qos
                 )
             )
@@ -286,7 +274,7 @@ class ArchiveService:
                     self._forget(batch)
                 self._relink()
 
-    def _commit(self, batch: list[_Incoming]) -> None:
+    def _commit(self, batch: list[Incoming]) -> None:
         """Check each envelope, store the accepted ones together, then acknowledge all."""
         now = self.clock()
         keep: list[tuple[Accepted, str]] = []
@@ -322,7 +310,7 @@ class ArchiveService:
             if item.link == self._link:  # a message id from an older link means nothing now
                 self.client.ack(item.mid, item.qos)
 
-    def _forget(self, batch: list[_Incoming]) -> None:
+    def _forget(self, batch: list[Incoming]) -> None:
         """Undo what checking ``batch`` recorded, so its redelivery is accepted."""
         self._rebuild_window(self.clock())
         ids = []

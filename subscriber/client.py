@@ -25,7 +25,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -59,7 +58,7 @@ from schemas import (
 )
 from schemas.trust import TrustRequest, encode_trust_request
 from subscriber.inbox import Inbox
-from subscriber.link import guarded, node_client, relink, watch_link
+from subscriber.link import Incoming, guarded, node_client, relink, watch_link
 from subscriber.lock import FolderLock
 from subscriber.photos import photo_link
 from subscriber.receipts import RECEIPT_DAYS, settle
@@ -68,17 +67,6 @@ __all__ = ["NodeClient"]
 
 log = logging.getLogger("blo.sub")
 COMMIT_TRIES = 3  # a locked or busy inbox often clears within a second
-
-
-@dataclass(frozen=True, slots=True)
-class _Incoming:
-    """A message as paho handed it over, waiting to be checked and committed."""
-
-    link: int
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
 
 
 class NodeClient:
@@ -129,7 +117,7 @@ class NodeClient:
         self._ticker: threading.Thread | None = None
         # Messages wait here between paho's thread and the committer, which
         # commits them in batches (group commit) and only then acknowledges them.
-        self._incoming: queue.SimpleQueue[_Incoming] = queue.SimpleQueue()
+        self._incoming: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
         self._link = 0  # counts connections: an ack is only valid on the link it came by
         self._committer: threading.Thread | None = None
         self.faults = 0  # unexpected exceptions survived; the last one is in ``last_fault``
@@ -312,7 +300,7 @@ class NodeClient:
                 client.ack(message.mid, message.qos)
             return
         self._incoming.put(
-            _Incoming(self._link, message.topic, bytes(message.payload), message.mid, message.qos)
+            Incoming(self._link, message.topic, bytes(message.payload), message.mid, message.qos)
         )
 
     # -- receiving -----------------------------------------------------------------------
@@ -340,7 +328,7 @@ class NodeClient:
                 self.receiver.forget(self._msg_ids(batch))
                 self._relink()
 
-    def _commit(self, batch: list[_Incoming]) -> None:
+    def _commit(self, batch: list[Incoming]) -> None:
         """Check each message, commit the accepted ones together, then acknowledge all."""
         now = self.clock()
         keep: list[Accepted] = []
@@ -390,7 +378,7 @@ class NodeClient:
         return self.inbox.add_many(keep, now, refused, owe_receipts=owe)
 
     @staticmethod
-    def _msg_ids(batch: list[_Incoming]) -> list[bytes]:
+    def _msg_ids(batch: list[Incoming]) -> list[bytes]:
         ids = []
         for item in batch:
             with contextlib.suppress(BloError):

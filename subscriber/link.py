@@ -18,6 +18,7 @@ import ssl
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -25,7 +26,15 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from certs import EnrolmentBundle
 
-__all__ = ["LinkWatch", "describe_failure", "guarded", "node_client", "relink", "watch_link"]
+__all__ = [
+    "Incoming",
+    "LinkWatch",
+    "describe_failure",
+    "guarded",
+    "node_client",
+    "relink",
+    "watch_link",
+]
 
 
 def node_client(bundle: EnrolmentBundle, *, max_reconnect_delay: int = 30) -> mqtt.Client:
@@ -202,3 +211,15 @@ def relink(client: mqtt.Client, host: str, port: int, stop: threading.Event) -> 
         return
     client.connect_async(host, port, keepalive=30)
     client.loop_start()
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A message as paho handed it over, waiting for a committer thread to check and
+    store it; ``link`` counts connections (an ack is valid only on the link it came by)."""
+
+    link: int
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
