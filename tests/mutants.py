@@ -257,7 +257,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "broker/guard.py",
         "    if flags & 0x04:\n",
         "    if False:\n",
-        "tests/test_bad_clients.py -k amqtt",
+        "tests/test_bad_clients.py -k connect_with_a_will",
     ),
     m(
         "guard-packet-size-unchecked",
@@ -309,9 +309,9 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "tablet-acks-before-commit",
         "subscriber/client.py",
-        "        self._incoming.put(\n            _Incoming(",
+        "        self._incoming.put(\n            Incoming(self._link,",
         "        client.ack(message.mid, message.qos)\n        self._incoming.put(\n"
-        "            _Incoming(",
+        "            Incoming(self._link,",
         "tests/test_faults.py -k 'failed_inbox_commit and mosquitto'",
         f"tests/test_nodes.py {ON_AMQTT}",
         "tests/test_faults.py -k killed",
@@ -330,7 +330,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "subscriber/client.py",
         "done = all(info.is_published() for info in infos)",
         "done = True",
-        f"tests/test_nodes.py {ON_AMQTT}",
+        "tests/test_faults.py -k 'marks_sent_only and amqtt'",
     ),
     # -- outbox epochs, the folder lock, owed receipts (issue 9, items 1 and 3) -------------
     m(

@@ -121,6 +121,11 @@ def test_entitlement_follows_scope_and_acl(network: Network) -> None:
     assert may(nacd, "blo/incident/kh/kh-blo-bavet", "country:kh")
     assert not may(poipet, "blo/incident/kh/kh-blo-bavet", "country:kh")
     assert not may(poipet, "blo/bulletin/kh-blo-bavet/vn-blo-mocbai", "bulletin:kh-blo-bavet")
+    # The ACL alone would allow these: a topic Bavet reads, a scope not addressed to it
+    # (a stored row is judged by both, so a mislabelled row is never served).
+    assert not may(bavet, "blo/country/kh", "node:kh-blo-poipet")
+    assert not may(bavet, "blo/country/kh", "country:vn")
+    assert not may(bavet, "blo/country/kh", "not a scope")
 
 
 def test_request_codec_round_trips() -> None:

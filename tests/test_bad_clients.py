@@ -356,3 +356,19 @@ def test_malformed_packets_disconnect_only_the_offender(
         sock.sendall(MALFORMED[packet])
         assert closed_within(sock), f"{broker.kind} kept a client that sent {packet}"
     assert served(broker.network, broker.port)
+
+
+def test_guard_refuses_a_connect_with_a_will() -> None:
+    """A will would be published by the broker itself, past the ACL: refused at CONNECT."""
+    rules = Rules("kh-blo-bavet", (), ("blo/incident/kh/kh-blo-bavet",), ())
+
+    def connect(flags: int, tail: bytes = b"") -> Frame:
+        body = _string("MQTT") + bytes([4, flags]) + b"\x00\x3c" + _string("kh-blo-bavet")
+        return Frame(0x10, body + tail)
+
+    plain = connect(0x02)  # clean session, no will: the control
+    assert inspect(plain, first=True, identity="kh-blo-bavet", rules=rules) is None
+    will = connect(0x02 | 0x04, _string("blo/all") + _string("forged"))
+    reason = inspect(will, first=True, identity="kh-blo-bavet", rules=rules)
+    assert reason is not None
+    assert "will" in reason

@@ -408,3 +408,29 @@ def test_gap_requests_are_short_and_mostly_missing() -> None:
             sparse.commit("kh-nacd", seq, now)
     assert gap_requests(sparse.gaps()) == {("kh-nacd", 1): (2, 2)}
     assert gap_requests([]) == {}
+
+
+def test_outbox_marks_sent_only_after_the_broker_acknowledged(
+    broker: BrokerHandle, tmp_path: Path
+) -> None:
+    """A link that holds every byte (a stalled uplink, the socket still open): paho has
+    written the alert, no PUBACK comes. The outbox must keep it unsent, or a crash then
+    loses it; once the link moves again the PUBACK marks it sent (the positive control)."""
+    proxy = FaultProxy(broker.port)
+    flaky = proxy.start()
+    nodes = Nodes(broker.network, broker.port, tmp_path)
+    try:
+        hq = nodes.start("kh-nacd", port=flaky)
+        assert hq.connected.wait(10)
+        proxy.set_stalled(True)
+        hq.send(ALERT, Scope.country("kh"))
+        # Published into the socket (paho holds it in flight) ...
+        assert wait_for(lambda: 1 in hq._inflight, 10)
+        time.sleep(1.0)  # five ticks of the test nodes' 0.2 s ticker
+        # ... but never acknowledged: still pending.
+        assert [q.seq for q in hq.outbox.pending()] == [1]
+        proxy.set_stalled(False)
+        assert wait_for(lambda: hq.outbox.pending() == [], 15), "the PUBACK never marked it sent"
+    finally:
+        nodes.stop_all()
+        proxy.stop()

@@ -403,3 +403,43 @@ def test_trust_on_my_replay_topic_accepted_on_another_refused(net: Net) -> None:
     keyset = mine.trust.keyset("kh")
     assert keyset is not None
     assert keyset.version == 7
+
+
+def test_keyset_with_a_pinned_key_id_but_a_broken_signature_refused(net: Net) -> None:
+    """The key id names the pinned root, so only the signature check stands in the way."""
+    good = net.trust_message(net.keyset("kh", version=9))
+    wire = bytearray(good)
+    wire[-1] ^= 0x01  # the signature is the last 64 bytes
+    result = net.receiver().receive("blo/trust/kh/keyset", bytes(wire), net.now)
+    rejected(result, Reason.BAD_SIGNATURE)
+    assert net.receiver().receive("blo/trust/kh/keyset", good, net.now).ok  # positive control
+
+
+def test_replay_topic_of_another_node_refused(net: Net) -> None:
+    """Only this node's own replay topic stands in for the scope's topic."""
+    wire = net.send("kh-nacd", ALERT, Scope.region("kh-vn-bavet"))
+    result = net.receiver("kh-blo-bavet").receive("blo/replay/kh-blo-poipet", wire, net.now)
+    rejected(result, Reason.WRONG_TOPIC)
+    assert net.receiver("kh-blo-bavet").receive("blo/replay/kh-blo-bavet", wire, net.now).ok
+
+
+def test_key_used_before_its_validity_refused(net: Net) -> None:
+    """Signed at a time before the key's not_before (netsim: 30 days back), received now."""
+    early = net.now - timedelta(days=31)
+    wire = net.send("kh-nacd", ALERT, Scope.country("kh"), issued=early)
+    result = net.receiver().receive("blo/country/kh", wire, net.now)
+    assert "valid" in rejected(result, Reason.KEY_NOT_VALID).detail
+    within = net.send("kh-nacd", ALERT, Scope.country("kh"), issued=net.now - timedelta(days=29))
+    assert net.receiver().receive("blo/country/kh", within, net.now).ok
+
+
+def test_trust_store_refuses_an_older_revocation_list(net: Net) -> None:
+    """The store's own guard, below the receiver's version check."""
+    from schemas.errors import RollbackError
+
+    store = net.store()
+    store.apply_revocation(net.revoke_key("kh-nacd", version=4))
+    with pytest.raises(RollbackError, match="older"):
+        store.apply_revocation(net.revoke_key("kh-blo-bavet", version=3))
+    assert store.revoked("kh-nacd", net.signers["kh-nacd"].key_id)
+    assert not store.revoked("kh-blo-bavet", net.signers["kh-blo-bavet"].key_id)
