@@ -89,6 +89,21 @@ def soak(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Netwo
             archive.stop()
 
 
+class Progress:
+    """Every 30 s, one line of where a long wait stands (the full soak runs for minutes)."""
+
+    def __init__(self, kind: str, what: str) -> None:
+        self.kind, self.what = kind, what
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, state: object) -> None:
+        now = time.monotonic()
+        if now - self.last >= 30:
+            self.last = now
+            elapsed = round(now - self.started)
+            print(f"\nSOAK-PROGRESS {self.kind} {self.what} +{elapsed} s: {state}")
+
+
 def report(kind: str, what: str, **figures: object) -> None:
     line = ", ".join(f"{k} {v}" for k, v in figures.items())
     print(f"\nSOAK {kind} {what}: {line}")
@@ -108,8 +123,12 @@ def test_alerts_reach_every_flapping_tablet_exactly_once(
         assert hq.connected.wait(10)
         ids = [hq.send(ALERT, Scope.country("kh")) for _ in range(ALERTS)]
 
+        progress = Progress(kind, "alerts")
+
         def complete() -> bool:
-            return all(c.inbox.count() >= ALERTS for c in tablets.values())
+            counts = {n[-3:]: c.inbox.count() for n, c in tablets.items()}
+            progress(counts)
+            return all(count >= ALERTS for count in counts.values())
 
         assert wait_for(complete, 600), {n: c.inbox.count() for n, c in tablets.items()}
         cuts = proxy.stats.cuts
@@ -117,7 +136,9 @@ def test_alerts_reach_every_flapping_tablet_exactly_once(
         proxy.cut_all()
 
         def delivered_receipts() -> int:
-            return sum(len(hq.inbox.receipts(i)) for i in ids)
+            count = sum(len(hq.inbox.receipts(i)) for i in ids)
+            progress(f"receipts {count} of {ALERTS * len(TABLETS)}")
+            return count
 
         assert wait_for(lambda: delivered_receipts() == ALERTS * len(TABLETS), 300), (
             delivered_receipts()
@@ -174,8 +195,12 @@ def test_incidents_written_offline_reach_hq_exactly_once(
                 client.send(incident, Scope.country("kh"))
         expected = INCIDENTS * len(TABLETS)
 
+        progress = Progress(kind, "incidents")
+
         def arrived() -> int:
-            return len(hq.inbox.messages((Kind.INCIDENT,)))
+            count = len(hq.inbox.messages((Kind.INCIDENT,)))
+            progress(f"{count} of {expected}")
+            return count
 
         assert wait_for(lambda: arrived() >= expected, 600), arrived()
         per_sender: dict[str, list[int]] = {}
