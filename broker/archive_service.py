@@ -111,8 +111,9 @@ class ArchiveService:
         # whom lately (paho's thread): see _probe and _serve.
         self._heard: dict[str, float] = {}
         self._served: dict[tuple[str, str, int], list[tuple[int, int, float]]] = {}
-        # Replays not yet acknowledged, with when they were published.
-        self._replaying: list[tuple[mqtt.MQTTMessageInfo, float]] = []
+        # Replays not yet acknowledged by the broker, per (node, sender, epoch, seq),
+        # with when they were published (paho's thread only).
+        self._replaying: dict[tuple[str, str, int, int], tuple[mqtt.MQTTMessageInfo, float]] = {}
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self._committer: threading.Thread | None = None
@@ -355,9 +356,15 @@ class ArchiveService:
                 items += self.store.range(request.sender, epoch, first, last, limit - len(items))
         served = [item for item in items if entitled(entry, rules, item)]
         served = self._not_in_flight(node, request, served)
+        # What paho still holds for this node is on its way: replaying it again only
+        # lengthened the queue that every later answer waits behind (the full soak on
+        # amqtt, where twelve flapping tablets re-asked for their gaps every few
+        # seconds and the archive's answers fell minutes behind).
+        self._replay_backlog()
+        served = [i for i in served if (node, i.sender, i.epoch, i.seq) not in self._replaying]
         for item in served:
             info = self.client.publish(replay_topic(node), item.data, qos=1)
-            self._replaying.append((info, time.monotonic()))
+            self._replaying[(node, item.sender, item.epoch, item.seq)] = (info, time.monotonic())
         self.stats["replayed"] += len(served)
         log.info(
             "replayed %d of %d envelopes of %s #%d-%s to %s",
@@ -378,12 +385,16 @@ class ArchiveService:
         now = time.monotonic()
 
         def pending(info: mqtt.MQTTMessageInfo, since: float) -> bool:
+            if now - since >= 60:
+                return False
+            if info.rc == mqtt.MQTT_ERR_NO_CONN:  # paho queued it for the next link
+                return True
             try:
-                return now - since < 60 and not info.is_published()
+                return not info.is_published()
             except (RuntimeError, ValueError):  # not queued: nothing to wait for
                 return False
 
-        self._replaying = [(i, t) for i, t in self._replaying if pending(i, t)]
+        self._replaying = {k: (i, t) for k, (i, t) in self._replaying.items() if pending(i, t)}
         return len(self._replaying)
 
     def _not_in_flight(

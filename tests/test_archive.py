@@ -380,7 +380,8 @@ def test_archive_acknowledges_only_what_it_stored(
 def test_replays_are_paced_for_a_flapping_link(network: Network, tmp_path: Path) -> None:
     """Item 5: "everything after my newest" is served 500 at a time and not twice to one
     node within 10 s (a lagging tablet's catch-ups replayed the same thousand envelopes
-    every few seconds); a request for a gap is served whole."""
+    every few seconds); a request for a gap is served whole, less what paho still holds
+    for that node (re-asked gaps made the archive's queue grow faster than it drained)."""
     archive = ArchiveService(
         EnrolmentBundle.load(network.bundle("kh-archive")),
         "127.0.0.1",
@@ -404,8 +405,15 @@ def test_replays_are_paced_for_a_flapping_link(network: Network, tmp_path: Path)
 
         assert ask("kh-blo-bavet", 1) == 500  # a chunk
         assert ask("kh-blo-bavet", 1) == 0  # still on its way
+        archive._replaying.clear()  # as if the broker acknowledged every replay
+        assert ask("kh-blo-bavet", 1) == 0  # held for 10 s all the same
         assert ask("kh-blo-poipet", 1) == 500  # another node is another matter
         assert ask("kh-blo-bavet", 501) == 100  # the next chunk
-        assert ask("kh-blo-bavet", 10, 12) == 3  # a gap: the node paces those itself
+        assert ask("kh-blo-poipet", 501) == 0  # 600 replays still out: wait a turn
+        archive._replaying.clear()
+        assert ask("kh-blo-poipet", 10, 12) == 3  # a gap is served whole
+        assert ask("kh-blo-poipet", 10, 12) == 0  # not again while paho still holds it
+        assert ask("kh-blo-poipet", 9, 14) == 3  # only what is not on its way
+        assert ask("kh-blo-bavet", 10, 12) == 3  # per node
     finally:
         archive.store.close()
