@@ -288,20 +288,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                 soft_wrap=True,
             )
         elif args.command == "federation-config":
-            from broker.federation import write_federation
-
-            conf, bridges = write_federation(
-                args.pki,
-                args.rules,
-                args.out,
-                host=args.host,
-                port=args.port,
-                server=args.server,
-                data=args.data,
-                max_packet=args.max_packet,
-                user=args.user,
-            )
             from rich.console import Console
+            from rich.markup import escape
+
+            from broker.federation import FederationError, write_federation
+
+            try:
+                conf, bridges = write_federation(
+                    args.pki,
+                    args.rules,
+                    args.out,
+                    host=args.host,
+                    port=args.port,
+                    server=args.server,
+                    data=args.data,
+                    max_packet=args.max_packet,
+                    user=args.user,
+                )
+            except FederationError as exc:  # its rule names ([[border]]) are not markup
+                raise FederationError(escape(str(exc))) from None
 
             dials = ", ".join(bridges.dials) or "none"
             dialed = ", ".join(bridges.dialed_by) or "none"

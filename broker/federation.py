@@ -477,21 +477,10 @@ def federation_config(
 # -- the files ---------------------------------------------------------------------------------
 
 
-def add_federation(
-    pki: Path,
-    rules_path: Path,
-    out: Path,
-    *,
-    restart: tuple[int, int] = (5, 60),
-    user: str = "mosquitto",
-    now: datetime | None = None,
+def _prepare(
+    pki: Path, rules_path: Path, out: Path, restart: tuple[int, int], now: datetime | None
 ) -> BridgeConfig:
-    """Add the federation to a folder ``write_mosquitto`` wrote (its conf and ACL).
-
-    Copies this country's bridge certificates and each neighbour's CA next to
-    them. Raises ``FederationError`` (rules) or ``BrokerError`` (missing files),
-    naming the file and what to do.
-    """
+    """Read and check everything the federation needs; writes nothing."""
     from broker.registry import Registry
     from certs.bridge import bridge_files
     from certs.folder import own_country
@@ -518,6 +507,15 @@ def add_federation(
                 f"{rules_path}: {me} dials {other} but {cert.parent} holds no bridge "
                 f"certificate: blo-certs bridge --dir {pki} {other}"
             )
+    return config
+
+
+def _apply(pki: Path, out: Path, config: BridgeConfig, user: str) -> None:
+    """Copy the bridge's files into ``out`` and append to its conf and ACL."""
+    from certs.bridge import bridge_files
+
+    for other in config.dials:
+        key, cert = bridge_files(pki, other)
         shutil.copyfile(cert, out / f"bridge-{other}.crt")
         shutil.copyfile(key, out / f"bridge-{other}.key")
         (out / f"bridge-{other}.key").chmod(0o600)
@@ -535,6 +533,25 @@ def add_federation(
         for other in config.dials:
             for name in (f"bridge-{other}.crt", f"bridge-{other}.key", f"bridge-{other}-ca.pem"):
                 os.chown(out / name, record.pw_uid, record.pw_gid)
+
+
+def add_federation(
+    pki: Path,
+    rules_path: Path,
+    out: Path,
+    *,
+    restart: tuple[int, int] = (5, 60),
+    user: str = "mosquitto",
+    now: datetime | None = None,
+) -> BridgeConfig:
+    """Add the federation to a folder ``write_mosquitto`` wrote (its conf and ACL).
+
+    Copies this country's bridge certificates and each neighbour's CA next to
+    them. Raises ``FederationError`` naming the file and what to do, before
+    anything is written.
+    """
+    config = _prepare(pki, rules_path, out, restart, now)
+    _apply(pki, out, config, user)
     return config
 
 
@@ -549,8 +566,9 @@ def write_federation(
     """What ``mosquitto-config`` writes, plus the federation; returns mosquitto.conf's path."""
     from broker.mosquitto import write_mosquitto
 
-    rules_path = Path(rules_path)
-    load_rules(rules_path)  # a bad rules file stops before anything is written
+    # Everything is checked before anything is written: a bad rules file, a missing
+    # root or bridge certificate leaves a running broker's folder as it was.
+    config = _prepare(pki, Path(rules_path), out, restart, None)
     conf = write_mosquitto(pki, out, **mosquitto)
-    user = mosquitto.get("user", "mosquitto")
-    return conf, add_federation(pki, rules_path, out, restart=restart, user=user)
+    _apply(pki, out, config, mosquitto.get("user", "mosquitto"))
+    return conf, config
