@@ -28,8 +28,10 @@ What crosses, topic by topic (schemas/topics.py spells them):
   MQTT cannot match "any vn- office", and ``blo/bulletin/+/+`` would carry x's
   bulletins to third countries too);
 * border-region alerts ``x>y``: ``blo/region/REGION``;
-* a coordinator's alerts: ``blo/all`` from its country to each ``to``, and its
-  receipts ``blo/receipt/COORDINATOR/+`` back;
+* a coordinator's alerts: ``blo/all`` from its country to each ``to`` (every
+  regional coordinator homed at that broker: the topic does not name its sender);
+* receipts for a crossing alert, ``blo/receipt/SENDER/OFFICE``, back to its
+  sender, for each office of the far side that reads it;
 * what repairs a bridge's losses: for every node that reads a crossing topic,
   its catch-up requests ``blo/request/NODE`` to the sending side and that
   side's archive's replays ``blo/replay/NODE`` back (the sender's own archive
@@ -278,25 +280,57 @@ def _coordinator_flows(
                 "not through a third country)"
             )
         flows.append(Flow(f"{ROOT}/all", home, dst, f"{why}: alerts of {rule.node}"))
-        flows.append(
-            Flow(f"{ROOT}/receipt/{rule.node}/+", dst, home, f"{why}: receipts to {rule.node}")
-        )
     return flows
+
+
+def _receipt_flows(flows: Sequence[Flow], keysets: Mapping[str, Sequence[NodeEntry]]) -> list[Flow]:
+    """Receipts for a crossing alert go back to its sender (``blo-pub receipts`` counts
+    every office of the alert's audience, the far side's too)."""
+    out = []
+    for flow in flows:
+        if not flow.topic.startswith((f"{ROOT}/region/", f"{ROOT}/all")):
+            continue
+        # Exact topics, sender by receiver: an office outside the alert's audience
+        # has no receipt to send across.
+        far = keysets.get(flow.dst, ())
+        for sender in _senders(flow, keysets):
+            for receiver in _receivers(flow, keysets):
+                topic = f"{ROOT}/receipt/{sender}/{receiver}"
+                entry = next(e for e in far if e.node == receiver)
+                if rules_for(entry, far).allows(Action.PUBLISH, topic):  # BLOs answer
+                    out.append(Flow(topic, flow.dst, flow.src, f"{flow.why}: receipts back"))
+    return out
+
+
+def _senders(flow: Flow, keysets: Mapping[str, Sequence[NodeEntry]]) -> list[str]:
+    """Nodes of ``flow.src`` that may publish on ``flow.topic``."""
+    nodes = keysets.get(flow.src, ())
+    return [
+        e.node
+        for e in nodes
+        if e.revoked is None and rules_for(e, nodes).allows(Action.PUBLISH, flow.topic)
+    ]
+
+
+def _receivers(flow: Flow, keysets: Mapping[str, Sequence[NodeEntry]]) -> list[str]:
+    """Nodes of ``flow.dst`` (archives aside) that read ``flow.topic``."""
+    nodes = keysets.get(flow.dst, ())
+    return [
+        e.node
+        for e in nodes
+        if e.revoked is None
+        and e.role is not Role.ARCHIVE
+        and rules_for(e, nodes).allows(Action.RECEIVE, flow.topic)
+    ]
 
 
 def _resend_flows(flows: Sequence[Flow], keysets: Mapping[str, Sequence[NodeEntry]]) -> list[Flow]:
     """The resend topic of every node that may publish a crossing topic, back the other way."""
     out = []
     for flow in flows:
-        nodes = keysets.get(flow.src, ())
-        for entry in nodes:
-            if entry.revoked is not None:
-                continue
-            # A filter (receipts: blo/receipt/C/+) is published by the node its + names.
-            topic = flow.topic.replace("+", entry.node)
-            if rules_for(entry, nodes).allows(Action.PUBLISH, topic):
-                why = f"{flow.why}: {entry.node} resends what the far side lacks"
-                out.append(Flow(resend_topic(entry.node), flow.dst, flow.src, why))
+        for sender in _senders(flow, keysets):
+            why = f"{flow.why}: {sender} resends what the far side lacks"
+            out.append(Flow(resend_topic(sender), flow.dst, flow.src, why))
     return out
 
 
@@ -305,14 +339,10 @@ def _replay_flows(flows: Sequence[Flow], keysets: Mapping[str, Sequence[NodeEntr
     and the replays of that side's archive back (exact topics: each names one node)."""
     out = []
     for flow in flows:
-        nodes = keysets.get(flow.dst, ())
-        for entry in nodes:
-            if entry.revoked is not None or entry.role is Role.ARCHIVE:
-                continue
-            if rules_for(entry, nodes).allows(Action.RECEIVE, flow.topic):
-                why = f"{flow.why}: {entry.node} catches up from {flow.src}'s archive"
-                out.append(Flow(request_topic(entry.node), flow.dst, flow.src, why))
-                out.append(Flow(replay_topic(entry.node), flow.src, flow.dst, why))
+        for receiver in _receivers(flow, keysets):
+            why = f"{flow.why}: {receiver} catches up from {flow.src}'s archive"
+            out.append(Flow(request_topic(receiver), flow.dst, flow.src, why))
+            out.append(Flow(replay_topic(receiver), flow.src, flow.dst, why))
     return out
 
 
@@ -389,6 +419,7 @@ def plan(
             flows += _coordinator_flows(rule, borders, keysets, name)
         except ValueError as exc:
             raise FederationError(f"{source}: {name}: {exc}") from None
+    flows += _receipt_flows(flows, keysets)
     flows += _resend_flows(flows, keysets) + _replay_flows(flows, keysets)
     # One flow per (topic, direction); the first reason stands.
     unique = list({(f.topic, f.src, f.dst): f for f in reversed(flows)}.values())[::-1]

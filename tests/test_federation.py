@@ -100,11 +100,20 @@ def test_the_dialing_side_bridges_exactly_the_shared_topics() -> None:
         # kh's analyst reads every region: it catches up on this one too
         "topic blo/request/kh-analyst out 1",
         "topic blo/replay/kh-analyst in 1",
+        # receipts for the region alerts go back to the HQ that sent them (BLOs only
+        # answer), and the HQs catch up on them from the far archive
+        "topic blo/receipt/vn-sodc/kh-blo-bavet out 1",
+        "topic blo/receipt/kh-nacd/vn-blo-mocbai in 1",
+        "topic blo/request/kh-nacd out 1",
+        "topic blo/replay/kh-nacd in 1",
+        "topic blo/request/vn-sodc in 1",
+        "topic blo/replay/vn-sodc out 1",
         # Lao PDR's coordinator reaches vn's offices directly, not through kh
     }
     la = topic_lines(kh.conf, "bridge-kh-la")
     assert "topic blo/all in 1" in la
-    assert "topic blo/receipt/la-unodc-rc/+ out 1" in la
+    assert "topic blo/receipt/la-unodc-rc/kh-blo-bavet out 1" in la
+    assert "topic blo/receipt/la-unodc-rc/kh-blo-poipet out 1" in la
     assert "topic blo/resend/la-unodc-rc out 1" in la
     assert not any("bulletin" in t or "region" in t for t in la), la
     # TLS both ways: the neighbour's CA only, this country's bridge certificate.
@@ -137,7 +146,7 @@ def test_the_dialed_side_gives_the_bridge_identity_exactly_those_topics() -> Non
     assert reads == {line.split()[2] for line in kh_bridge if line.startswith("topic read")}
     la_bridge = acl_of(vn.acl, "bridge-la-vn")
     assert "topic write blo/all" in la_bridge
-    assert "topic read blo/receipt/la-unodc-rc/+" in la_bridge
+    assert "topic read blo/receipt/la-unodc-rc/vn-blo-mocbai" in la_bridge
     # The same rules and keysets give the same text: both sides can diff it.
     assert config("vn") == vn
 
@@ -147,7 +156,7 @@ def test_one_way_rules_carry_one_way() -> None:
     lines = topic_lines(config("kh", one_way).conf, "bridge-kh-vn")
     assert "topic blo/bulletin/kh-blo-bavet/vn-blo-mocbai in 1" in lines
     assert not any("blo/bulletin/vn-blo-mocbai/" in line for line in lines)
-    assert "topic blo/resend/kh-blo-bavet in 1" not in lines  # Bavet sends nothing across
+    assert "topic blo/resend/vn-blo-mocbai out 1" in lines  # kh's archive asks Moc Bai
 
 
 @pytest.mark.parametrize(
