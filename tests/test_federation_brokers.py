@@ -325,3 +325,19 @@ def test_a_bridge_cut_and_a_broker_restart_lose_nothing(
             mocbai.stop()
             for archive in archives:
                 archive.stop()
+
+
+def test_blo_demo_federated_exchanges_bulletins_across_two_brokers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require_mosquitto()
+    from demo.cli import main
+
+    assert main(["--federated", "--no-live", "--dir", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "Bavet holds Moc Bai's answer" in out
+    assert "not Cambodia's national alert" in out
+    assert (
+        "connection bridge-kh-vn"
+        in (tmp_path / "demo" / "mosquitto-kh" / "mosquitto.conf").read_text()
+    )
