@@ -475,8 +475,9 @@ def federation_config(
                 # Marks us as a bridge: the far broker sends nothing back that we sent.
                 "try_private true",
                 f"remote_clientid {name}",
-                # Both sessions kept over a cut; a restart of this broker still loses
-                # what was queued here (2.0.11): the outboxes and archives repair that.
+                # Both sessions kept over a cut and a restart (2.0.11 drops the bridge's
+                # queue at restart when cleansession is true, #2604); what a killed broker
+                # loses is brought back by the repair topics, from archives and outboxes.
                 "cleansession false",
                 "local_cleansession false",
                 "notifications false",

@@ -289,6 +289,7 @@ def test_a_bridge_cut_and_a_broker_restart_lose_nothing(
             # The bridge is cut: Bavet's bulletins queue in kh's bridge, Moc Bai's
             # answers in vn's session for the bridge.
             fed.proxies["vn"].set_down(True)
+            assert wait_for(lambda: fed.proxies["vn"].stats.cuts >= 1, 5)
             burst(10)
             answers = [mocbai.send(back.body, back.scope, days=7) for _ in range(5)]
             assert wait_for(lambda: not bavet.outbox.pending(), 10), "kh acknowledged them"
@@ -312,14 +313,13 @@ def test_a_bridge_cut_and_a_broker_restart_lose_nothing(
             # Each once (the inbox is unique by sender and number, so count them).
             bulletins = [s for s in mocbai.inbox.messages() if s.msg_id in set(sent)]
             assert len(bulletins) == len(sent) == 20
-            # What the bridges lost came back by the crossing repair topics: kh's
-            # archive replaying to Moc Bai, vn's to Bavet, or Bavet's outbox resending.
-            replayed = {
-                cc: a.stats["replayed"] for cc, a in zip(fed.countries, archives, strict=True)
-            }
+            # Bavet's #6-15 died with kh's bridge: they came back by the crossing repair
+            # topics, kh's archive replaying them to Moc Bai or Bavet's outbox resending
+            # them at vn's archive's request. (Moc Bai's answers, queued on vn's side,
+            # reach Bavet directly or by vn's archive, depending on who reconnects first.)
+            replayed = archives[0].stats["replayed"]
             resent = [m for m in caplog.messages if m.startswith(f"{BAVET} resent #6-")]
-            assert replayed["vn"] > 0, "Moc Bai's answers reached Bavet by vn's archive"
-            assert replayed["kh"] > 0 or resent
+            assert replayed > 0 or resent, "no repair, yet nothing lost?"
         finally:
             bavet.stop()
             mocbai.stop()
