@@ -34,7 +34,7 @@ from certs import EnrolmentBundle, NodeSpec, Pki
 from certs.bridge import issue_bridge
 from demo import story
 from demo.flaky import FaultProxy
-from schemas import Role, Scope
+from schemas import Role, Scope, open_envelope
 from subscriber import NodeClient
 
 BAVET, MOCBAI, NACD, RC = "kh-blo-bavet", "vn-blo-mocbai", "kh-nacd", "la-unodc-rc"
@@ -190,6 +190,20 @@ def topics_seen(watch: TestClient, seconds: float = 1.0) -> set[str]:
     return {topic for topic, _, _ in watch.collect(quiet=seconds, total=30)}
 
 
+def forge(wire: bytes) -> bytes:
+    """``wire`` with its message id replaced: the signature no longer holds."""
+    msg_id = open_envelope(wire).header.msg_id
+    assert wire.count(msg_id) == 1
+    return wire.replace(msg_id, bytes(16))
+
+
+def bridge_tls(fed: Federation) -> tuple[str, str, str]:
+    """CA (vn's, to check its broker), certificate and key of kh's bridge to vn."""
+    folder = fed.pki["kh"]
+    key, cert = folder / "bridges" / "vn" / "tls.key", folder / "bridges" / "vn" / "tls.crt"
+    return str(folder / "roots" / "vn.crt"), str(cert), str(key)
+
+
 def test_bulletins_and_alerts_cross_by_rule_and_nothing_else(tmp_path: Path) -> None:
     dials = [("kh", "vn"), ("kh", "la"), ("la", "vn")]
     with federation(tmp_path, ("kh", "vn", "la"), dials, proxy_vn=False) as fed:
@@ -246,6 +260,17 @@ def test_bulletins_and_alerts_cross_by_rule_and_nothing_else(tmp_path: Path) -> 
             for node in (BAVET, MOCBAI):
                 rejected = nodes[node].inbox.rejections()
                 assert not {r for r in rejected if r != "duplicate"}, (node, rejected)
+            # A bridge cannot forge: Cambodia's bridge identity (as whoever holds its
+            # key, or runs kh's broker) writes an altered copy of Bavet's bulletin
+            # where it may write; Moc Bai gets it and refuses it.
+            forged = forge(next(iter(nodes[BAVET].outbox.find(sent[:4]))).data)
+            bridge = TestClient(fed.bundle(BAVET), fed.ports["vn"], certificate=bridge_tls(fed))
+            assert bridge.connect()
+            assert bridge.publish(f"blo/bulletin/{MOCBAI}/{BAVET}", forged)
+            bridge.close()
+            refused = lambda: nodes[MOCBAI].inbox.rejections().get("bad_signature", 0)  # noqa: E731
+            assert wait_for(lambda: refused() == 1, 20), nodes[MOCBAI].inbox.rejections()
+            assert not holds(nodes[MOCBAI], open_envelope(forged).header.msg_id)
         finally:
             for node_client in nodes.values():
                 node_client.stop()
