@@ -3,6 +3,7 @@
 blo-broker [run] [-c broker.toml] [-h ADDR] [-p PORT] [--pki DIR] [--no-archive]
 blo-broker archive --bundle pki/bundles/kh-archive.json [-h HOST] [-p PORT] [--data DIR]
 blo-broker mosquitto-config --pki DIR --out DIR [-h ADDR] [-p PORT]
+blo-broker federation-config --pki DIR --rules federation.toml --out DIR [-h ADDR] [-p PORT]
 
 Host and port are ``-h/--host`` and ``-p/--port`` everywhere, as in mosquitto's
 tools (so help is ``--help`` only). One archive per SQLite file: a second one
@@ -122,6 +123,16 @@ def _parser() -> argparse.ArgumentParser:
     mos.add_argument(
         "--user", default="mosquitto", help="user Mosquitto drops to as root (default %(default)s)"
     )
+
+    fed = command(
+        "federation-config",
+        "write Mosquitto 2.0 files (as mosquitto-config) plus the bridges a sharing-rules file "
+        "sets between national brokers",
+    )
+    fed.add_argument("--rules", type=Path, required=True, help="the sharing-rules TOML file")
+    for action in mos._actions:  # the same options as mosquitto-config
+        if action.dest != "help":
+            fed._add_action(action)
     return parser
 
 
@@ -274,6 +285,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             Console().print(
                 f"wrote {conf}, {args.out / 'acl'} and {args.out / 'crl.pem'}\n"
                 f"run: mosquitto -c {conf}",
+                soft_wrap=True,
+            )
+        elif args.command == "federation-config":
+            from rich.console import Console
+            from rich.markup import escape
+
+            from broker.federation import FederationError, write_federation
+
+            try:
+                conf, bridges = write_federation(
+                    args.pki,
+                    args.rules,
+                    args.out,
+                    host=args.host,
+                    port=args.port,
+                    server=args.server,
+                    data=args.data,
+                    max_packet=args.max_packet,
+                    user=args.user,
+                )
+            except FederationError as exc:  # its rule names ([[border]]) are not markup
+                raise FederationError(escape(str(exc))) from None
+
+            dials = ", ".join(bridges.dials) or "none"
+            dialed = ", ".join(bridges.dialed_by) or "none"
+            Console().print(
+                f"wrote {conf} with bridges to {dials} and {args.out / 'acl'} with the bridges "
+                f"of {dialed}\nrun: mosquitto -c {conf}",
                 soft_wrap=True,
             )
     except BloError as exc:

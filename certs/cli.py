@@ -73,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("import-root", "pin another country's root so its offices can be verified")
     p.add_argument("other", type=Path, help="the other country's PKI folder (public parts)")
+
+    p = command("bridge", "issue this country's bridge certificate to a neighbour's broker")
+    p.add_argument("neighbour", help="the neighbour's country code, e.g. vn (root imported)")
+    p.add_argument("--days", type=int, default=730, help="certificate validity")
     return parser
 
 
@@ -176,6 +180,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"root of {country} pinned; {len(nodes)} bundles in {args.dir}/bundles/ "
                 "re-written to carry it: copy them to the nodes again"
             )
+        elif args.command == "bridge":
+            from certs.bridge import bridge_name, issue_bridge
+
+            out = issue_bridge(args.dir, args.neighbour, now, days=args.days)
+            name = bridge_name(pki.country, args.neighbour)
+            console.print(f"bridge certificate {name} in {out} (for federation-config)")
         if args.command in ("issue", "rotate", "revoke"):
             _refresh_hq(pki, console)
     except BloError as exc:

@@ -1,6 +1,7 @@
 """``blo-demo``: the field scenario in one command.
 
 blo-demo [--broker amqtt|mosquitto] [--lang en|km] [--offices N] [--dir DIR] [--no-live]
+blo-demo --federated [--dir DIR]     two countries' brokers, bridged by rule
 
 Exit status 0 only if every office received everything it should and no
 office accepted anything forged; 1 otherwise; 2 for a usage error.
@@ -43,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, help="seconds before giving up (120)")
     parser.add_argument("--cut-every", type=float, help="mean seconds between link cuts (3)")
     parser.add_argument("--seed", type=int, help="seed of the cuts and reading delays")
+    parser.add_argument(
+        "--federated",
+        action="store_true",
+        help="two countries, two Mosquitto brokers bridged by rule: the bulletin exchange "
+        "across them",
+    )
     return parser
 
 
@@ -105,11 +112,17 @@ def run(settings: DemoSettings, console: Console) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``blo-demo``; returns the exit status."""
     args = _parser().parse_args(argv)
+    federated = vars(args).pop("federated")
     console = Console()
     if not console.is_terminal:  # a log or a pipe: wide enough for the summary table
         console = Console(width=max(console.width, 132))
     try:
         settings = load_settings(os.environ, vars(args))
+        if federated:
+            from demo.federated import run_federated
+
+            with _folder(settings) as folder:
+                return run_federated(settings, folder, console)
         return run(settings, console)
     except BloError as exc:
         Console(stderr=True, soft_wrap=True).print(
