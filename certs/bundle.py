@@ -1,9 +1,9 @@
 """The enrolment bundle: one file holding everything a tablet needs but the broker address.
 
 Copying this one file (0600) onto a tablet enrols it: its Ed25519 signing key,
-its X25519 encryption keys, its TLS key and certificate, the CA certificates that vouch for the broker, the
-pinned root keys of every country it must verify, and the keysets current at
-enrolment (newer ones arrive over MQTT, retained).
+its X25519 encryption keys, its TLS key and certificate, the CA certificates
+that vouch for the broker, the pinned root keys of every country it must
+verify, and the keysets current at enrolment (newer ones arrive over MQTT, retained).
 """
 
 from __future__ import annotations

@@ -140,7 +140,7 @@ class Unopened(WireModel):
 def seal_info(context: bytes, recipients: Sequence[tuple[str, bytes]]) -> bytes:
     """The HPKE ``info`` (and content AAD): the label, the header context, the recipients."""
     pairs = [[node, key_id] for node, key_id in recipients]
-    return LABEL + context + msgpack.packb(pairs, use_bin_type=True)
+    return LABEL + context + bytes(msgpack.packb(pairs, use_bin_type=True))
 
 
 def _commit(cek: bytes) -> bytes:
