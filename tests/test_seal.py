@@ -436,3 +436,14 @@ def test_opening_garbage_returns_a_reason_not_an_exception() -> None:
     result = open_body(junk, context, MOCBAI, opener.keys)
     assert isinstance(result, Unopened)
     assert "does not open" in result.reason
+
+
+def test_a_content_key_other_than_the_committed_one_is_refused() -> None:
+    """A sender cannot hand two recipients two content keys (two readings of one
+    signed message): each checks its key against the commitment everyone sees."""
+    body, opener, context = _sealed_core(b"what everyone reads")
+    other, _, _ = _sealed_core(b"what one office reads")
+    swapped = body.model_copy(update={"recipients": other.recipients})
+    result = opener.open(swapped, context)
+    assert isinstance(result, Unopened)
+    assert "not the one committed" in result.reason
