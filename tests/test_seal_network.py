@@ -81,14 +81,29 @@ def test_nobody_in_the_middle_reads_a_sealed_message(
     bavet, mocbai, hq = nodes.start(BAVET), nodes.start(MOCBAI), nodes.start(HQ)
     assert all(c.connected.wait(20) for c in (bavet, mocbai, hq))
 
+    def opened(client: object, msg_id: bytes) -> str:
+        found = [s for s in client.inbox.messages() if s.msg_id == msg_id]  # type: ignore[attr-defined]
+        return found[0].body.model_dump_json() if found else ""
+
+    # The positive control goes first, in clear, with a sealed greeting to Moc Bai, until
+    # both hold one: amqtt handles a new session's SUBSCRIBEs one by one, and a message
+    # published before the last one is missed (a later one from the same sender shows
+    # the gap, which the archive fills).
     to_mocbai = Scope.parse(f"bulletin:{MOCBAI}")
+    hello = Bulletin(category=Category.OTHER, text={Lang.EN: BulletinText(headline="hello")})
+    for _ in range(6):
+        control_id = bavet.send(_incident(CONTROL), Scope.country("kh"), days=1)
+        hello_id = bavet.send(hello, to_mocbai, days=1)
+        both = (hq, control_id), (mocbai, hello_id)
+        if wait_for(lambda b=both: all(opened(c, m) for c, m in b), 5):  # type: ignore[misc]
+            break
+    assert CONTROL in opened(hq, control_id)
     bulletin = Bulletin(
         category=Category.DRUG_SEIZURE,
         text={Lang.EN: BulletinText(headline=f"White van {SECRET}", body=f"plates {SECRET}")},
     )
     bulletin_id = bavet.send(bulletin, to_mocbai, days=1)
     secret_id = bavet.send(_incident(SECRET), Scope.country("kh"), days=1, confidential=True)
-    control_id = bavet.send(_incident(CONTROL), Scope.country("kh"), days=1)
     # Re-addressed: sealed also for a third office (Poipet) that the scope does not name.
     now = datetime.now(UTC).replace(microsecond=0)
     trust = bavet.receiver.trust
@@ -101,13 +116,8 @@ def test_nobody_in_the_middle_reads_a_sealed_message(
     )
 
     # Each recipient opens its own: the marker is there once unsealed (positive control).
-    def opened(client: object, msg_id: bytes) -> str:
-        found = [s for s in client.inbox.messages() if s.msg_id == msg_id]  # type: ignore[attr-defined]
-        return found[0].body.model_dump_json() if found else ""
-
-    assert wait_for(lambda: SECRET in opened(mocbai, bulletin_id), 30)
-    assert wait_for(lambda: SECRET in opened(hq, secret_id), 30)
-    assert wait_for(lambda: CONTROL in opened(hq, control_id), 30)
+    assert wait_for(lambda: SECRET in opened(mocbai, bulletin_id), 45)
+    assert wait_for(lambda: SECRET in opened(hq, secret_id), 45)
     # The re-addressed bulletin is refused by its counterpart and by the archive.
     assert wait_for(lambda: mocbai.inbox.rejections().get("bad_recipients", 0) >= 1, 30)
     archive = nodes.archive  # type: ignore[attr-defined]
