@@ -6,6 +6,7 @@ encryption keys; everything else is the receiver core and schemas/seal.py.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -447,3 +448,14 @@ def test_a_content_key_other_than_the_committed_one_is_refused() -> None:
     result = opener.open(swapped, context)
     assert isinstance(result, Unopened)
     assert "not the one committed" in result.reason
+
+
+def test_the_size_bench_reports_the_sealed_bulletin_beside_the_plain_one() -> None:
+    from rich.console import Console
+
+    from bench.run import bench_size
+
+    with open(os.devnull, "w") as sink:
+        figures = bench_size(Console(file=sink))
+    # One counterpart: an 80-byte wrap, its key id and name, the commitment and the tag.
+    assert 0 < figures["bulletin_sealed"] - figures["bulletin_plain"] < 200
