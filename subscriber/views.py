@@ -35,6 +35,7 @@ from schemas import (
     Alert,
     Bulletin,
     Incident,
+    Kind,
     Lang,
     Receipt,
     TrendSummary,
@@ -313,6 +314,8 @@ def message_view(item: Stored, lang: Lang) -> Panel:
     sealed_for = _sealed_for(item)
     if sealed_for is not None:
         facts.add_row("sealed", f"for {', '.join(sealed_for)} (only they can read it)")
+    elif h.kind is Kind.BULLETIN:
+        facts.add_row("sealed", "no: sent in clear, the broker and the archive could read it")
     parts: list[Any] = [facts, Text("")]
     body = item.body
     if isinstance(body, Unopened):
