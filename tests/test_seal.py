@@ -459,3 +459,24 @@ def test_the_size_bench_reports_the_sealed_bulletin_beside_the_plain_one() -> No
         figures = bench_size(Console(file=sink))
     # One counterpart: an 80-byte wrap, its key id and name, the commitment and the tag.
     assert 0 < figures["bulletin_sealed"] - figures["bulletin_plain"] < 200
+
+
+def test_blo_certs_rotates_and_revokes_one_encryption_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from certs.cli import main as blo_certs
+
+    w = _world(tmp_path)
+    old = w.vn.keyset().node(MOCBAI)
+    assert old is not None
+    assert blo_certs(["rotate", "--dir", str(w.vn.dir), MOCBAI]) == 0
+    assert "encryption key" in capsys.readouterr().out
+    key = old.seal_keys[0].key_id.hex()
+    assert blo_certs(["revoke", "--dir", str(w.vn.dir), MOCBAI, "--key", key]) == 0
+    revocation = w.vn.revocation()
+    assert revocation is not None
+    assert [r.key_id.hex() for r in revocation.revoked if r.key_id] == [key]
+    entry = w.vn.keyset().node(MOCBAI)
+    assert entry is not None
+    assert entry.revoked is None  # the node stays
+    assert blo_certs(["revoke", "--dir", str(w.vn.dir), MOCBAI, "--key", "zz"]) == 1
