@@ -480,3 +480,23 @@ def test_blo_certs_rotates_and_revokes_one_encryption_key(
     assert entry is not None
     assert entry.revoked is None  # the node stays
     assert blo_certs(["revoke", "--dir", str(w.vn.dir), MOCBAI, "--key", "zz"]) == 1
+
+
+@given(st.data())
+def test_a_damaged_sealed_envelope_is_refused(world: World, data: st.DataObject) -> None:
+    """Truncated or bit-flipped on the wire: the archive refuses it with a reason."""
+    if not _WIRE:
+        _WIRE["w"], _RECEIVERS["archive"] = _sealed_bulletin(world), world.receiver(None)
+    wire = bytearray(_WIRE["w"])
+    if data.draw(st.booleans()):
+        wire = wire[: data.draw(st.integers(min_value=0, max_value=len(wire) - 1))]
+    else:
+        bit = data.draw(st.integers(min_value=0, max_value=len(wire) * 8 - 1))
+        wire[bit // 8] ^= 1 << (bit % 8)
+    topic = _topic(Kind.BULLETIN, Scope.parse(f"bulletin:{MOCBAI}"), BAVET)
+    got = _RECEIVERS["archive"].receive(topic, bytes(wire), NOW)
+    assert isinstance(got, Rejected)
+
+
+_WIRE: dict[str, bytes] = {}
+_RECEIVERS: dict[str, Receiver] = {}
