@@ -20,8 +20,9 @@ from brokers import Network
 from mqttc import TestClient
 from nodekit import Nodes, wait_for
 
-from certs import Pki
+from certs import EnrolmentBundle, Pki
 from schemas import (
+    Accepted,
     Bulletin,
     BulletinText,
     Category,
@@ -30,8 +31,11 @@ from schemas import (
     Kind,
     Lang,
     Position,
+    Receiver,
+    ReplayRequest,
     Role,
     Scope,
+    encode_request,
 )
 from schemas.recipients import seal_recipients
 from subscriber.cli import main as blo_sub
@@ -155,3 +159,24 @@ def test_nobody_in_the_middle_reads_a_sealed_message(
     assert doc["sealed_for"] == [MOCBAI]
     assert "kh-blo-poipet is not a recipient" in doc["reason"]
     assert SECRET not in json.dumps(doc)
+
+    # The archive replays what it holds sealed, byte for byte, to the recipient only.
+    def replay(node: str) -> list[bytes]:
+        client = TestClient(net.bundle(node), nodes.port, clean=True)
+        try:
+            assert client.connect()
+            assert client.subscribe(f"blo/replay/{node}")
+            request = encode_request(ReplayRequest(sender=BAVET, first=1))
+            assert client.publish(f"blo/request/{node}", request)
+            return [p for t, p, _ in client.collect(quiet=1.5) if t == f"blo/replay/{node}"]
+        finally:
+            client.close()
+
+    again = [w for w in replay(MOCBAI) if bulletin_id in w]
+    assert len(again) == 1  # held once, whatever the redeliveries
+    mocbai_bundle = EnrolmentBundle.load(net.bundle(MOCBAI))
+    reader = Receiver(mocbai_bundle.trust_store(now), me=MOCBAI, opener=mocbai_bundle.opener())
+    result = reader.receive(f"blo/replay/{MOCBAI}", again[0], datetime.now(UTC))
+    assert isinstance(result, Accepted)
+    assert SECRET in result.body.model_dump_json()
+    assert not [w for w in replay("kh-blo-poipet") if bulletin_id in w]
