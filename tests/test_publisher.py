@@ -172,7 +172,8 @@ def test_incident_with_photo_and_bulletin(network: Network, tmp_path: Path) -> N
     assert attached.position_source is PositionSource.INCIDENT
     assert incident.items[0].form == "crystal"
     # Bulletins are sealed for their counterparts: the outbox holds only the sealed form.
-    assert isinstance(bulletin, SealedBody) and bulletin.nodes == ["vn-blo-mocbai"]
+    assert isinstance(bulletin, SealedBody)
+    assert bulletin.nodes == ["vn-blo-mocbai"]
 
 
 @pytest.mark.parametrize(
