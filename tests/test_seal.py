@@ -500,3 +500,32 @@ def test_a_damaged_sealed_envelope_is_refused(world: World, data: st.DataObject)
 
 _WIRE: dict[str, bytes] = {}
 _RECEIVERS: dict[str, Receiver] = {}
+
+
+def test_blo_pub_seals_a_confidential_alert_and_refuses_confidential_photos(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    from publisher import Outbox
+    from publisher.cli import main as blo_pub
+
+    nacd = str(world.kh.dir / "bundles" / "kh-nacd.json")
+    alert = ["alert", "--bundle", nacd, "--data", str(tmp_path / "nacd"), "--scope", "country:kh"]
+    alert += ["--category", "drug_seizure", "--severity", "severe", "--headline", SECRET]
+    assert blo_pub([*alert, "--confidential"]) == 0
+    assert "sealed for" in capsys.readouterr().out
+    outbox = Outbox(tmp_path / "nacd" / "outbox.sqlite3", world.bundle("kh-nacd").signer())
+    (queued,) = outbox.range(1, None)
+    outbox.close()
+    assert SECRET.encode() not in queued.data
+    body = open_envelope(queued.data).decode_body()
+    assert isinstance(body, SealedBody)
+    assert set(body.nodes) == {BAVET, POIPET, "kh-analyst"}  # its readers; not the archive
+    photo = tmp_path / "seizure.jpg"
+    Image.new("RGB", (64, 48), (90, 120, 60)).save(photo, "JPEG")
+    bavet = str(world.kh.dir / "bundles" / f"{BAVET}.json")
+    incident = ["incident", "--bundle", bavet, "--data", str(tmp_path / "bavet")]
+    incident += ["--crime", "drug_trafficking", "--lat", "11.07", "--lon", "106.18"]
+    assert blo_pub([*incident, "--photo", str(photo), "--confidential"]) == 1
+    assert "photo chunks travel unsealed" in capsys.readouterr().err
