@@ -100,6 +100,7 @@ def _rounds(
 
 def bench_size(console: Console, *_: Any) -> dict[str, Any]:
     figures = size_bench.measure(size_bench.load(size_bench.REFERENCE))
+    figures.update(size_bench.measure_bulletin())  # bulletin_plain, bulletin_sealed
     table = Table(title="size: the reference alert on the wire, bytes")
     table.add_column("format")
     table.add_column("bytes", justify="right")

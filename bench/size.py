@@ -169,6 +169,47 @@ def measure(doc: dict[str, Any]) -> dict[str, int]:
     }
 
 
+#: A counterpart bulletin of the usual size: a headline and a few lines, English and Khmer.
+BULLETIN_DOC: dict[str, Any] = {
+    "kind": "bulletin",
+    "sender": "kh-blo-bavet",
+    "scope": "bulletin:vn-blo-mocbai",
+    "sent": "2026-06-20T21:40:00+07:00",
+    "expires": "2026-06-27T21:40:00+07:00",
+    "category": "drug_trafficking",
+    "text": {
+        "en": {
+            "headline": "White van, plates 51D-482.17, crossed at Bavet 21:10 toward Moc Bai",
+            "body": "Driver and one passenger. Check at the Moc Bai gate and report back.",
+        },
+        "km": {"headline": "រថយន្តវ៉ានពណ៌ស ឆ្លងកាត់បាវិត ម៉ោង ២១:១០ ទៅម៉ុកបៃ"},
+    },
+}
+
+
+def measure_bulletin() -> dict[str, int]:
+    """The same bulletin signed in clear and signed after sealing for its one counterpart
+    (X25519 key of its own, HPKE-wrapped content key; schemas/seal.py)."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from schemas.seal import RecipientKey, seal_key_id
+
+    draft = draft_from_document(BULLETIN_DOC)
+    signer = Signer(draft.sender, Ed25519PrivateKey.generate())
+    public = X25519PrivateKey.generate().public_key().public_bytes_raw()
+    recipient = RecipientKey("vn-blo-mocbai", seal_key_id(public), public)
+    args: dict[str, Any] = {
+        "seq": 1234,
+        "scope": draft.scope,
+        "issued": draft.issued,
+        "expires": draft.expires,
+        "epoch": 2**62 + 12345,
+    }
+    plain = seal(signer, draft.body, **args)
+    sealed = seal(signer, draft.body, **args, seal_for=[recipient])
+    return {"bulletin_plain": len(plain), "bulletin_sealed": len(sealed)}
+
+
 ROWS = [
     ("blo_signed", "blo-alert signed envelope"),
     ("json_signed", "JSON + base64 Ed25519 sig"),
@@ -198,12 +239,18 @@ def main(argv: list[str] | None = None) -> int:
     for key, label in ROWS:
         table.add_row(label, f"{reference[key]:,}", f"{heldout[key]:,}")
     Console().print(table)
+    bulletin = measure_bulletin()
+    Console().print(
+        f"bulletin to one counterpart: {bulletin['bulletin_plain']:,} bytes signed, "
+        f"{bulletin['bulletin_sealed']:,} sealed and signed"
+    )
     if args.json:
         keys = ("blo_signed", "json_signed", "cap_xml", "cap_xml_deflated", "cap_xml_signed")
         out = {
             "reference_alert": {k: reference[k] for k in keys},
             "reference_alert_breakdown": {k: v for k, v in reference.items() if k not in keys},
             "heldout_alert": heldout,
+            "bulletin": bulletin,
         }
         args.json.write_text(json.dumps(out, indent=2) + "\n")
     return 0 if reference["blo_signed"] <= 640 else 1

@@ -1,9 +1,9 @@
 """The enrolment bundle: one file holding everything a tablet needs but the broker address.
 
 Copying this one file (0600) onto a tablet enrols it: its Ed25519 signing key,
-its TLS key and certificate, the CA certificates that vouch for the broker, the
-pinned root keys of every country it must verify, and the keysets current at
-enrolment (newer ones arrive over MQTT, retained).
+its X25519 encryption keys, its TLS key and certificate, the CA certificates
+that vouch for the broker, the pinned root keys of every country it must
+verify, and the keysets current at enrolment (newer ones arrive over MQTT, retained).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from certs.errors import BundleError
@@ -36,6 +37,7 @@ from schemas import (
     open_envelope,
     trust_topic,
 )
+from schemas.seal import Opener
 
 __all__ = ["BUNDLE_FORMAT", "EnrolmentBundle", "load_trust"]
 
@@ -58,6 +60,8 @@ class EnrolmentBundle(BaseModel):
     roots: dict[str, tuple[str, ...]]
     #: signed trust messages (keysets, revocation lists), base64
     trust: tuple[str, ...]
+    #: the node's X25519 encryption keys (PEM), current first, then rotated-out ones
+    seal_keys: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, path: Path) -> EnrolmentBundle:
@@ -134,6 +138,21 @@ class EnrolmentBundle(BaseModel):
         if not isinstance(key, Ed25519PrivateKey):
             raise BundleError(f"bundle of {self.node}: signing key is not Ed25519")
         return Signer(self.node, key)
+
+    def opener(self) -> Opener:
+        """The node's encryption keys, to open what was sealed for it."""
+        keys = []
+        for pem in self.seal_keys:
+            try:
+                key = serialization.load_pem_private_key(pem.encode(), password=None)
+            except ValueError as exc:
+                raise BundleError(
+                    f"bundle of {self.node}: encryption key unreadable: {exc}"
+                ) from None
+            if not isinstance(key, X25519PrivateKey):
+                raise BundleError(f"bundle of {self.node}: encryption key is not X25519")
+            keys.append(key)
+        return Opener.from_keys(self.node, keys)
 
     def trust_store(self, now: datetime) -> TrustStore:
         """A trust store with the pinned roots and the bundle's verified trust messages."""

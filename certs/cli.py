@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from certs.errors import PkiInputError
 from certs.pki import Pki
 from schemas import BloError, Role
 
@@ -57,13 +58,16 @@ def _parser() -> argparse.ArgumentParser:
         "--replace", action="store_true", help="issue a replacement tablet (old keys revoked)"
     )
 
-    p = command("rotate", "give a node a new signing key; the old one overlaps for a while")
+    p = command(
+        "rotate", "give a node new signing and encryption keys; the old ones overlap for a while"
+    )
     p.add_argument("node")
     p.add_argument("--overlap-days", type=int, default=14)
 
     p = command("revoke", "revoke a node (lost or compromised tablet)")
     p.add_argument("node")
     p.add_argument("--reason", default="", help="shown to operators and in logs")
+    p.add_argument("--key", metavar="ID", help="revoke only this key (hex id; the node stays)")
 
     command("list", "show nodes, roles, scopes, validity and revocation")
 
@@ -78,6 +82,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("neighbour", help="the neighbour's country code, e.g. vn (root imported)")
     p.add_argument("--days", type=int, default=730, help="certificate validity")
     return parser
+
+
+def _key_id(text: str) -> bytes:
+    try:
+        key_id = bytes.fromhex(text)
+    except ValueError:
+        key_id = b""
+    if len(key_id) != 8:
+        raise PkiInputError(f"--key {text!r} is not a key id (16 hex digits)")
+    return key_id
 
 
 def _list(pki: Pki, console: Console, now: datetime) -> None:
@@ -155,13 +169,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         elif args.command == "rotate":
             key = pki.rotate(args.node, now, overlap_days=args.overlap_days)
+            rotated = pki.keyset().node(args.node)
+            sealing = rotated.seal_keys[-1].key_id.hex() if rotated and rotated.seal_keys else "-"
             console.print(
-                f"{args.node}: new key {key.key_id.hex()}; keyset v{pki.keyset().version}"
+                f"{args.node}: new key {key.key_id.hex()}, encryption key {sealing}; "
+                f"keyset v{pki.keyset().version}"
             )
         elif args.command == "revoke":
-            keyset = pki.revoke(args.node, now, reason=args.reason)
+            key_id = _key_id(args.key) if args.key else None
+            keyset = pki.revoke(args.node, now, reason=args.reason, key_id=key_id)
+            what = f"{args.node} key {args.key}" if args.key else args.node
             console.print(
-                f"{args.node} revoked; keyset and revocation list v{keyset.version} written to "
+                f"{what} revoked; keyset and revocation list v{keyset.version} written to "
                 f"{args.dir}/trust/ (publish them to the broker)"
             )
         elif args.command == "list":

@@ -11,7 +11,8 @@ Layout (private keys 0600, created exclusively, never overwritten)::
     DIR/trust/keyset.msg   the current signed keyset (the node registry)
     DIR/trust/revocation.msg  the current signed revocation list
     DIR/trust/crl.pem      X.509 CRL of revoked and replaced tablets' certificates
-    DIR/nodes/NODE/        sign.key, tls.key, tls.crt of one node
+    DIR/nodes/NODE/        sign.key, tls.key, tls.crt of one node; seal.key, its X25519
+                           encryption key (seal.ID.key: rotated-out ones, still opened)
     DIR/bundles/NODE.json  the node's enrolment bundle
     DIR/servers/NAME/      tls.key, tls.crt of a broker
 
@@ -33,6 +34,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from certs import folder
 from certs.bundle import EnrolmentBundle
@@ -55,6 +57,7 @@ from schemas import (
     seal,
 )
 from schemas.ids import is_country, is_node_id, is_region
+from schemas.seal import seal_key_id
 
 __all__ = ["KEYSET_DAYS", "NodeSpec", "Pki"]
 
@@ -308,7 +311,7 @@ class Pki:
                 )
             # The old tablet's keys stay revoked for good; its files are kept aside.
             done = {r.key_id for r in revoked if r.node == node}
-            for key in held.keys if held else ():
+            for key in (*held.keys, *held.seal_keys) if held else ():
                 if key.key_id not in done:
                     revoked.append(
                         RevokedKey(node=node, key_id=key.key_id, at=now, reason="replaced")
@@ -322,6 +325,7 @@ class Pki:
         write_new(node_dir / "sign.key", _pem_private(sign_key), secret=True)
         write_new(node_dir / "tls.key", pem_key(tls_key), secret=True)
         write_new(node_dir / "tls.crt", pem_cert(cert))
+        seal_entry = _new_seal_key(node_dir, now, days)
         public = sign_key.public_key().public_bytes_raw()
         return NodeEntry(
             node=node,
@@ -337,6 +341,7 @@ class Pki:
                 ),
             ),
             tls_cert_sha256=hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest(),
+            seal_keys=(seal_entry,),
         )
 
     def rotate(
@@ -367,7 +372,23 @@ class Pki:
             not_before=now - timedelta(minutes=5),
             not_after=now + timedelta(days=days),
         )
-        entry = held.model_copy(update={"keys": (*kept, fresh)[-8:]})
+        # The encryption key rotates with it: senders seal to the newest from now on,
+        # and the old one stays in the bundle so what was sealed to it still opens.
+        old_seal = node_dir / "seal.key"
+        if old_seal.exists():
+            old_key = _load_seal(old_seal)
+            old_seal_id = seal_key_id(old_key.public_key().public_bytes_raw())
+            write_new(node_dir / f"seal.{old_seal_id.hex()}.key", _pem_seal(old_key), secret=True)
+            old_seal.unlink()
+        kept_seal = tuple(
+            k.model_copy(update={"not_after": min(k.not_after, cutoff)})
+            for k in held.seal_keys
+            if k.not_after > now
+        )
+        seal_entry = _new_seal_key(node_dir, now, days)
+        entry = held.model_copy(
+            update={"keys": (*kept, fresh)[-8:], "seal_keys": (*kept_seal, seal_entry)[-8:]}
+        )
         revocation = self.revocation()
         others = [n for n in keyset.nodes if n.node != node]
         self._publish(
@@ -397,12 +418,17 @@ class Pki:
             now,
         )
 
-    def revoke(self, node: str, now: datetime, *, reason: str = "") -> Keyset:
-        """Revoke every key of ``node`` and publish the next keyset and revocation list."""
+    def revoke(
+        self, node: str, now: datetime, *, reason: str = "", key_id: bytes | None = None
+    ) -> Keyset:
+        """Revoke every key of ``node`` (signing and encryption) and publish the next
+        keyset and revocation list; with ``key_id``, only that one key."""
         keyset = self.keyset()
         held = keyset.node(node)
         if held is None:
             raise PkiInputError(f"{node} is not in keyset v{keyset.version}; see 'blo-certs list'")
+        if key_id is not None:
+            return self._revoke_key(keyset, held, key_id, now, reason)
         if held.revoked is not None:
             raise PkiInputError(f"{node} was already revoked at {held.revoked.isoformat()}")
         revocation = self.revocation()
@@ -410,12 +436,23 @@ class Pki:
             *(revocation.revoked if revocation else ()),
             *(
                 RevokedKey(node=node, key_id=k.key_id, at=now, reason=reason[:200])
-                for k in held.keys
+                for k in (*held.keys, *held.seal_keys)
             ),
         ]
         entry = held.model_copy(update={"revoked": now})
         others = [n for n in keyset.nodes if n.node != node]
         return self._publish(keyset.country, [*others, entry], revoked, keyset.version + 1, now)
+
+    def _revoke_key(
+        self, keyset: Keyset, held: NodeEntry, key_id: bytes, now: datetime, reason: str
+    ) -> Keyset:
+        """Revoke one signing or encryption key of ``held``; the node stays."""
+        if key_id not in {k.key_id for k in (*held.keys, *held.seal_keys)}:
+            raise PkiInputError(f"{held.node} has no key {key_id.hex()}; see 'blo-certs list'")
+        revocation = self.revocation()
+        revoked = [*(revocation.revoked if revocation else ())]
+        revoked.append(RevokedKey(node=held.node, key_id=key_id, at=now, reason=reason[:200]))
+        return self._publish(keyset.country, keyset.nodes, revoked, keyset.version + 1, now)
 
     def import_root(self, other: Path) -> str:
         """Pin another country's root (from its PKI folder) so its nodes can be verified."""
@@ -475,6 +512,7 @@ class Pki:
             sign_key=read_bytes(node_dir / "sign.key", "issue the node first").decode(),
             tls_key=read_bytes(node_dir / "tls.key", "issue the node first").decode(),
             tls_cert=read_bytes(node_dir / "tls.crt", "issue the node first").decode(),
+            seal_keys=_seal_keys(node_dir),
             ca_certs=tuple(p.read_text() for p in cas),
             roots={
                 c: tuple(base64.b64encode(k).decode() for k in ks) for c, ks in self.roots().items()
@@ -484,3 +522,41 @@ class Pki:
         path = self._path("bundles", f"{node}.json")
         write_replace(path, bundle.dumps(), secret=True)
         return path
+
+
+def _pem_seal(key: X25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _load_seal(path: Path) -> X25519PrivateKey:
+    data = read_bytes(path, "issue the node first")
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except ValueError as exc:
+        raise PkiMissingError(f"{path} is not a readable private key: {exc}") from None
+    if not isinstance(key, X25519PrivateKey):
+        raise PkiMissingError(f"{path} is not an X25519 key")
+    return key
+
+
+def _new_seal_key(node_dir: Path, now: datetime, days: int) -> KeyEntry:
+    """Draw a node's X25519 encryption key (its own, not derived from the signing key)."""
+    key = X25519PrivateKey.generate()
+    write_new(node_dir / "seal.key", _pem_seal(key), secret=True)
+    public = key.public_key().public_bytes_raw()
+    return KeyEntry(
+        key_id=seal_key_id(public),
+        public_key=public,
+        not_before=now - timedelta(minutes=5),
+        not_after=now + timedelta(days=days),
+    )
+
+
+def _seal_keys(node_dir: Path) -> tuple[str, ...]:
+    """The node's encryption keys for its bundle: the current one first, then rotated-out
+    ones (what was sealed to them must still open). A node issued before sealing has none."""
+    current = node_dir / "seal.key"
+    older = sorted(node_dir.glob("seal.*.key"))
+    return tuple(p.read_text() for p in ([current] if current.exists() else []) + older)

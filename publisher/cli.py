@@ -46,6 +46,7 @@ from publisher.compose import (
 )
 from publisher.errors import ComposeError
 from publisher.outbox import Outbox
+from publisher.sealing import seal_for
 from schemas import (
     Agency,
     BloError,
@@ -121,6 +122,11 @@ def _parser() -> argparse.ArgumentParser:
     alert.add_argument("--cancel", metavar="ID", help="this alert cancels an earlier one")
     texts(alert, ("headline", "description", "instruction"))
     alert.add_argument(
+        "--confidential",
+        action="store_true",
+        help="seal it for the nodes that may read it: the broker and the archive cannot",
+    )
+    alert.add_argument(
         "--from-cap", type=Path, metavar="FILE.xml", help="a CAP 1.2 alert: mapped, shown, sent"
     )
 
@@ -159,6 +165,12 @@ def _parser() -> argparse.ArgumentParser:
         default=Quotas().per_office / 2**20,
         metavar="MIB",
         help="photos this office may hold in its blob store (default %(default)g MiB)",
+    )
+    incident.add_argument(
+        "--confidential",
+        action="store_true",
+        help="seal it for its readers (HQ, observers): the broker and the archive cannot "
+        "read it; photos travel unsealed, so not with --photo",
     )
     texts(incident, ("narrative",))
 
@@ -367,11 +379,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             expires_in=parse_duration(args.expires_in),
         )
         # Refused here, before it is signed: the same rules every receiver and broker apply.
-        why = refusal(draft, _trust(bundle, folder, now), bundle.signer().key_id)
+        trust = _trust(bundle, folder, now)
+        why = refusal(draft, trust, bundle.signer().key_id)
         if why:
             outbox.close()
             raise ComposeError(f"not queued: {why}")
         photos = getattr(args, "prepared", [])
+        confidential = getattr(args, "confidential", False)
+        if confidential and photos:
+            outbox.close()
+            raise ComposeError(
+                "not queued: photo chunks travel unsealed, so a confidential incident cannot "
+                "carry photos; send it without --photo, or without --confidential"
+            )
+        try:
+            # Bulletins are always sealed; alerts and incidents when marked confidential.
+            recipients = seal_for(
+                draft.kind,
+                draft.scope,
+                bundle.node,
+                trust,
+                now,
+                confidential=confidential,
+            )
+        except BloError:
+            outbox.close()
+            raise
         store = None
         if photos and isinstance(draft.body, Incident):
             # The quota is checked before the incident is signed: a photo that cannot
@@ -387,7 +420,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 store.close()
                 outbox.close()
                 raise
-        queued = outbox.submit(draft.body, draft.scope, issued=draft.issued, expires=draft.expires)
+        queued = outbox.submit(
+            draft.body,
+            draft.scope,
+            issued=draft.issued,
+            expires=draft.expires,
+            seal_for=recipients,
+        )
         outbox.close()
         if store is not None and isinstance(draft.body, Incident):
             try:
@@ -406,9 +445,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{len(photos)} photo(s) kept for sending ({size} bytes): this node's "
                 "'blo-sub run' serves them to HQ and the archive as they ask"
             )
+        sealed = f", sealed for {', '.join(r.node for r in recipients)}" if recipients else ""
         console.print(
             f"{draft.kind.label} {queued.msg_id.hex()} queued as #{queued.seq} "
-            f"to {draft.scope} ({len(queued.data)} bytes)"
+            f"to {draft.scope} ({len(queued.data)} bytes{sealed})"
         )
         if args.send:
             return _send_now(bundle, folder, args, console)

@@ -20,12 +20,14 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from publisher.errors import OutboxError
 from schemas import MAX_EPOCH, Kind, Scope, Signer, WireModel, open_envelope, seal, topics_for
+from schemas.seal import RecipientKey
 
 __all__ = ["Outbox", "Queued"]
 
@@ -107,9 +109,16 @@ class Outbox:
         issued: datetime,
         expires: datetime,
         msg_id: bytes | None = None,
+        seal_for: Sequence[RecipientKey] | None = None,
     ) -> Queued:
-        """Seal ``body`` with the next sequence number and commit it. Raises ``BloError``."""
-        return self.submit_many([(body, scope)], issued=issued, expires=expires, msg_id=msg_id)[0]
+        """Seal ``body`` with the next sequence number and commit it. Raises ``BloError``.
+
+        With ``seal_for`` the body is encrypted for those recipients before it is
+        signed (publisher.sealing decides who).
+        """
+        return self.submit_many(
+            [(body, scope)], issued=issued, expires=expires, msg_id=msg_id, seal_for=seal_for
+        )[0]
 
     def submit_many(
         self,
@@ -119,6 +128,7 @@ class Outbox:
         expires: datetime,
         msg_id: bytes | None = None,
         msg_ids: list[bytes] | None = None,
+        seal_for: Sequence[RecipientKey] | None = None,
     ) -> list[Queued]:
         """Seal and commit several messages with consecutive numbers, in one transaction
         (one fsync: a tablet's receipts for a batch of alerts). All or none are queued.
@@ -127,6 +137,8 @@ class Outbox:
         is skipped: queueing is idempotent, e.g. for receipts owed after a crash.
         Returns what was queued now.
         """
+        if seal_for is not None and len(items) != 1:
+            raise OutboxError("recipients to seal for can be given for a single message only")
         if msg_id is not None and len(items) != 1:
             raise OutboxError("a message id can be given for a single message only")
         if msg_ids is not None and len(msg_ids) != len(items):
@@ -150,7 +162,7 @@ class Outbox:
                     ):
                         continue
                     seq += 1
-                    queued.append(self._insert(seq, body, scope, issued, expires, given))
+                    queued.append(self._insert(seq, body, scope, issued, expires, given, seal_for))
                 self._db.execute(
                     "INSERT INTO outbox_meta VALUES ('last_seq', ?) "
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -177,6 +189,7 @@ class Outbox:
         issued: datetime,
         expires: datetime,
         msg_id: bytes | None,
+        seal_for: Sequence[RecipientKey] | None = None,
     ) -> Queued:
         data = seal(
             self.signer,
@@ -187,6 +200,7 @@ class Outbox:
             expires=expires,
             msg_id=msg_id,
             epoch=self.epoch,
+            seal_for=seal_for,
         )
         header = open_envelope(data).header
         topics = topics_for(header.kind, scope, self.signer.sender)

@@ -29,6 +29,8 @@ class BodyCoding(IntEnum):
 
     MSGPACK = 0
     DEFLATE_V1 = 1
+    #: The body is a ``schemas.seal.SealedBody``; its plaintext names its own coding.
+    SEALED_V1 = 2
 
 
 @cache

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -40,11 +41,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from schemas.base import WireModel
 from schemas.codec import pack, unpack_model, unpack_strict
-from schemas.compression import compress, decompress
+from schemas.compression import BodyCoding, compress, decompress
 from schemas.errors import DecodeError, EncodeError, UnsupportedError
 from schemas.ids import Scope, ScopeKind, is_country, is_node_id
 from schemas.kinds import Kind
 from schemas.messages import Alert, Bulletin, Incident, Receipt
+from schemas.seal import Opened, Opener, RecipientKey, SealedBody, Unopened, pack_context, seal_body
 from schemas.trend import TrendSummary
 from schemas.trust import Keyset, Revocation
 
@@ -54,6 +56,7 @@ __all__ = [
     "MAX_BODY",
     "MAX_ENVELOPE",
     "MAX_EPOCH",
+    "SEALABLE",
     "SIGNATURE_SIZE",
     "Header",
     "Sealed",
@@ -81,6 +84,8 @@ BODY_TYPES: dict[Kind, type[WireModel]] = {
     Kind.TREND: TrendSummary,
 }
 _TRUST_KINDS = (Kind.KEYSET, Kind.REVOCATION)
+#: Kinds whose body may be sealed for named recipients (schemas/seal.py).
+SEALABLE = (Kind.ALERT, Kind.INCIDENT, Kind.BULLETIN)
 
 
 def key_id_of(public_key: bytes) -> bytes:
@@ -140,10 +145,64 @@ class Sealed:
             return False
         return True
 
+    @property
+    def is_sealed(self) -> bool:
+        """True if the body is sealed for named recipients (coding 2)."""
+        return self.header.coding == BodyCoding.SEALED_V1
+
     def decode_body(self) -> WireModel:
-        """Inflate and decode the body as the header's kind. Raises ``DecodeError``."""
+        """Inflate and decode the body as the header's kind. Raises ``DecodeError``.
+
+        A sealed body decodes to its ``SealedBody`` (recipients and ciphertext),
+        which needs no key: ``open_body`` reads what is inside.
+        """
+        if self.is_sealed:
+            if self.header.kind not in SEALABLE:
+                raise DecodeError(f"a {self.header.kind.label} is never sealed", "body")
+            return unpack_model(SealedBody, self.body, max_len=MAX_BODY)
         plain = decompress(self.header.coding, self.body, max_len=MAX_BODY)
         return unpack_model(BODY_TYPES[self.header.kind], plain, max_len=MAX_BODY)
+
+    def seal_context(self) -> bytes:
+        """The header fields bound into the seal's ``info``, canonically encoded."""
+        h = self.header
+        return pack_context(_context_fields(h))
+
+    def open_body(self, opener: Opener, sealed_body: SealedBody | None = None) -> WireModel:
+        """The body as ``opener``'s node may read it: the decoded model if it is not
+        sealed or opens, else an ``Unopened`` saying why. Raises ``DecodeError`` only
+        for an envelope body that does not parse (checked on receipt already)."""
+        body = sealed_body if sealed_body is not None else self.decode_body()
+        if not isinstance(body, SealedBody):
+            return body
+        opened = opener.open(body, self.seal_context())
+        if not isinstance(opened, Opened):
+            return opened
+        try:
+            if opened.coding == BodyCoding.SEALED_V1:
+                raise DecodeError("a sealed body inside a sealed body")
+            plain = decompress(opened.coding, opened.coded, max_len=MAX_BODY)
+            return unpack_model(BODY_TYPES[self.header.kind], plain, max_len=MAX_BODY)
+        except DecodeError as exc:
+            return Unopened(recipients=tuple(body.nodes), reason=f"opened, but unreadable: {exc}")
+
+
+def _context_fields(h: Header) -> list[Any]:
+    offset = h.issued.utcoffset() or timedelta(0)
+    return [
+        h.version,
+        int(h.kind),
+        h.sender,
+        h.key_id,
+        h.epoch,
+        h.seq,
+        int(h.issued.timestamp()),
+        offset // _QUARTER,
+        int(h.expires.timestamp()),
+        h.msg_id,
+        str(h.scope),
+        h.coding,
+    ]
 
 
 def seal(
@@ -156,8 +215,13 @@ def seal(
     expires: datetime,
     msg_id: bytes | None = None,
     epoch: int | None = None,
+    seal_for: Sequence[RecipientKey] | None = None,
 ) -> bytes:
     """Encode ``body`` in a signed envelope. Raises ``EncodeError`` for values the wire refuses.
+
+    With ``seal_for``, the body is sealed for those recipients (schemas/seal.py)
+    and then signed: the signature covers the sealed bytes, so anyone can check
+    it and the recipient list, and only the recipients can read the body.
 
     ``epoch`` is the sending outbox's incarnation (``Outbox.epoch``): sequence
     numbers count within it. Trust messages always carry 0; a node message left
@@ -181,6 +245,11 @@ def seal(
             "UTC offset, expires not before issued"
         )
     coding, coded = compress(pack(body))
+    if seal_for is not None and kind not in SEALABLE:
+        raise EncodeError(f"a {kind.label} is never sealed")
+    inner = coding
+    if seal_for is not None:
+        coding = BodyCoding.SEALED_V1
     header = [
         FORMAT_VERSION,
         int(kind),
@@ -196,6 +265,10 @@ def seal(
         int(coding),
         coded,
     ]
+    if seal_for is not None:
+        # The header without its body is what the seal binds (seal_context on receipt).
+        context = pack_context(header[:-1])
+        header[-1] = pack(seal_body(coded, int(inner), seal_for, context))
     signed = _packb(header)
     if len(signed) + SIGNATURE_SIZE > MAX_ENVELOPE:
         raise EncodeError(f"message is {len(signed)} bytes, over the {MAX_ENVELOPE}-byte limit")

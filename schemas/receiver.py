@@ -16,6 +16,8 @@ Order of checks, cheapest trustworthy answer first::
     scope includes this node        -> NOT_FOR_ME
     sequence window, message id     -> DUPLICATE / TOO_OLD / SEQ_JUMP
     body decode (only now inflated) -> MALFORMED
+    sealed: recipients and keys     -> BAD_RECIPIENTS / UNKNOWN_KEY / REVOKED_KEY / ...
+            (checked without opening; a recipient with an ``Opener`` then opens it)
     trust messages: version         -> ROLLBACK
 """
 
@@ -32,6 +34,8 @@ from schemas.base import WireModel
 from schemas.envelope import Header, Sealed, open_envelope
 from schemas.errors import DecodeError, RollbackError, UnsupportedError
 from schemas.kinds import Kind
+from schemas.recipients import recipients_refusal
+from schemas.seal import Opener, SealedBody
 from schemas.topics import replay_topic, topics_for
 from schemas.trust import Keyset, Revocation
 from schemas.truststore import TrustStore
@@ -67,6 +71,8 @@ class Reason(StrEnum):
     TOO_OLD = "too_old"
     SEQ_JUMP = "seq_jump"
     ROLLBACK = "rollback"
+    #: A sealed message whose recipients are not its audience (e.g. a third office).
+    BAD_RECIPIENTS = "bad_recipients"
 
     @property
     def benign(self) -> bool:
@@ -120,8 +126,12 @@ class Receiver:
         me: str | None = None,
         window: ReplayWindow | None = None,
         max_ids: int = 65_536,
+        opener: Opener | None = None,
     ) -> None:
+        """``opener`` (the node's encryption keys) opens sealed messages sealed for ``me``;
+        without one, an accepted sealed message's body is its ``SealedBody``."""
         self.trust = trust
+        self.opener = opener
         self.me = me
         self.window = window or ReplayWindow()
         self._ids: OrderedDict[bytes, None] = OrderedDict()
@@ -226,6 +236,14 @@ class Receiver:
             body = sealed.decode_body()
         except DecodeError as exc:
             return Rejected(_decode_reason(exc), f"body: {exc}", topic, h)
+        if isinstance(body, SealedBody):
+            fault = recipients_refusal(h, body, self.trust)
+            if fault is not None:
+                return Rejected(Reason(fault[0]), fault[1], topic, h)
+            if self.opener is not None:
+                # What cannot be opened is still accepted (as ``Unopened``, with why):
+                # the signature holds, and refusing would only make it asked for again.
+                body = sealed.open_body(self.opener, body)
         self.window.commit(h.sender, h.seq, now, epoch=h.epoch)
         self._ids[h.msg_id] = None
         if len(self._ids) > self._max_ids:

@@ -35,7 +35,8 @@ KeyId = Annotated[bytes, Field(min_length=8, max_length=8)]
 
 
 class KeyEntry(WireModel):
-    """One Ed25519 signing key of a node, valid from ``not_before`` to ``not_after``."""
+    """One key of a node, valid from ``not_before`` to ``not_after``: an Ed25519 signing
+    key in ``NodeEntry.keys``, an X25519 encryption key in ``NodeEntry.seal_keys``."""
 
     key_id: KeyId
     public_key: Annotated[bytes, Field(min_length=32, max_length=32)]
@@ -59,6 +60,10 @@ class NodeEntry(WireModel):
     #: SHA-256 of the node's current TLS client certificate (DER): the broker
     #: admits only this certificate, so a replaced tablet's old one is refused.
     tls_cert_sha256: Digest | None = None
+    #: X25519 keys others seal messages to (schemas/seal.py), with validity like
+    #: ``keys``; drawn apart from the signing keys, rotated and revoked like them
+    #: (a ``RevokedKey`` may name one by its id). Appended: older keysets lack it.
+    seal_keys: Annotated[tuple[KeyEntry, ...], Field(max_length=8)] = ()
 
     @property
     def country(self) -> str:

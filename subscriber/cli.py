@@ -155,7 +155,7 @@ def _show(bundle: EnrolmentBundle, args: argparse.Namespace, console: Console) -
     from subscriber.views import message_view
 
     folder = _folder(args, bundle)
-    inbox = Inbox(folder / "inbox.sqlite3")
+    inbox = Inbox(folder / "inbox.sqlite3", opener=bundle.opener())
     found = inbox.find(args.id.lower())
     if len(found) != 1:
         what = "no message" if not found else f"{len(found)} messages"
@@ -297,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "map":
             return _map(folder, args, console)
         elif args.command == "inbox":
-            inbox = Inbox(folder / "inbox.sqlite3")
+            inbox = Inbox(folder / "inbox.sqlite3", opener=bundle.opener())
             kinds = (Kind.ALERT, Kind.BULLETIN, Kind.INCIDENT) + (
                 (Kind.RECEIPT,) if args.all else ()
             )

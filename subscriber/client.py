@@ -33,6 +33,7 @@ import paho.mqtt.client as mqtt
 
 from certs import EnrolmentBundle
 from publisher import Outbox
+from publisher.sealing import kind_of, seal_for
 from schemas import (
     Accepted,
     BloError,
@@ -99,9 +100,10 @@ class NodeClient:
         self.catch_up_every = catch_up_every
         self._caught_up = 0.0
         self._lock = FolderLock(data / "link.lock", f"blo-sub run for {self.me}")
-        self.inbox = Inbox(data / "inbox.sqlite3")
+        opener = bundle.opener()  # the node's encryption keys: sealed messages open here
+        self.inbox = Inbox(data / "inbox.sqlite3", opener=opener)
         self.outbox = Outbox(data / "outbox.sqlite3", bundle.signer())
-        self.receiver = Receiver(bundle.trust_store(clock()), me=self.me)
+        self.receiver = Receiver(bundle.trust_store(clock()), me=self.me, opener=opener)
         now = clock()
         for data_bytes in self.inbox.trust_messages():
             self._apply_trust(data_bytes, now)
@@ -191,10 +193,24 @@ class NodeClient:
 
     # -- sending -----------------------------------------------------------------------
 
-    def send(self, body: WireModel, scope: Scope, *, days: float = RECEIPT_DAYS) -> bytes:
-        """Queue a message in the outbox (sent as soon as the link allows); returns its id."""
+    def send(
+        self,
+        body: WireModel,
+        scope: Scope,
+        *,
+        days: float = RECEIPT_DAYS,
+        confidential: bool = False,
+    ) -> bytes:
+        """Queue a message in the outbox (sent as soon as the link allows); returns its id.
+
+        Bulletins, and alerts or incidents marked ``confidential``, are sealed for
+        their readers (publisher.sealing); ``ComposeError`` if that cannot be done."""
         now = self.clock().replace(microsecond=0)
-        queued = self.outbox.submit(body, scope, issued=now, expires=now + timedelta(days=days))
+        trust, kind = self.receiver.trust, kind_of(body)
+        recipients = seal_for(kind, scope, self.me, trust, now, confidential=confidential)
+        queued = self.outbox.submit(
+            body, scope, issued=now, expires=now + timedelta(days=days), seal_for=recipients
+        )
         return queued.msg_id
 
     def mark_read(self, msg_id: bytes) -> bool:

@@ -37,6 +37,7 @@ from schemas import (
     WireModel,
     open_envelope,
 )
+from schemas.seal import Opener, SealedBody, Unopened
 from subscriber.errors import InboxError
 
 __all__ = [
@@ -127,8 +128,11 @@ def _ts(value: int | None) -> datetime | None:
 class Inbox:
     """One node's inbox file; safe from several threads and processes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, opener: Opener | None = None) -> None:
+        """``opener`` (the node's encryption keys) opens sealed messages as they are read;
+        without one, or for a message not sealed for this node, ``body`` is ``Unopened``."""
         self.path = path
+        self.opener = opener
         self._db: sqlite3.Connection = connect(path)
         try:
             layout = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -293,12 +297,19 @@ class Inbox:
         )
         return [self._stored(*row) for row in rows]
 
-    @staticmethod
-    def _stored(data: bytes, topic: str, received: int, read_at: int | None) -> Stored:
+    def _stored(self, data: bytes, topic: str, received: int, read_at: int | None) -> Stored:
         sealed = open_envelope(data)
         received_at = _ts(received)
         assert received_at is not None
-        return Stored(sealed, sealed.decode_body(), topic, received_at, _ts(read_at))
+        # The inbox keeps sealed messages sealed on disk; they are opened as they are read.
+        body = sealed.open_body(self.opener) if self.opener else sealed.decode_body()
+        if isinstance(body, SealedBody):
+            who = ", ".join(body.nodes)
+            body = Unopened(
+                recipients=tuple(body.nodes),
+                reason=f"sealed for {who}; read with the recipient's bundle to open it",
+            )
+        return Stored(sealed, body, topic, received_at, _ts(read_at))
 
     def mark_read(self, msg_id: bytes, now: datetime, *, owe_receipt: bool = False) -> bool:
         """Record the first reading (owing a ``read`` receipt if an alert and

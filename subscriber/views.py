@@ -35,12 +35,14 @@ from schemas import (
     Alert,
     Bulletin,
     Incident,
+    Kind,
     Lang,
     Receipt,
     TrendSummary,
     WireModel,
     to_document,
 )
+from schemas.seal import SealedBody, Unopened
 from schemas.truststore import STALE
 from subscriber.inbox import QUARANTINE_DROPPED, Stored
 from subscriber.photos import PhotoState
@@ -167,6 +169,8 @@ def headline(body: WireModel, lang: Lang) -> str:
         return f"{body.status.value} {body.of.hex()[:8]}"
     if isinstance(body, TrendSummary):
         return str(_pick(body.headline, lang))
+    if isinstance(body, Unopened):
+        return f"(sealed, not readable here) for {', '.join(body.recipients)}"
     return type(body).__name__
 
 
@@ -307,8 +311,15 @@ def message_view(item: Stored, lang: Lang) -> Panel:
     facts.add_row("sent", h.issued.isoformat())
     facts.add_row("expires", h.expires.isoformat())
     facts.add_row("received", item.received.isoformat(timespec="seconds"))
+    sealed_for = _sealed_for(item)
+    if sealed_for is not None:
+        facts.add_row("sealed", f"for {', '.join(sealed_for)} (only they can read it)")
+    elif h.kind is Kind.BULLETIN:
+        facts.add_row("sealed", "no: sent in clear, the broker and the archive could read it")
     parts: list[Any] = [facts, Text("")]
     body = item.body
+    if isinstance(body, Unopened):
+        parts.append(Text(f"not readable on this node: {body.reason}", style="bold red"))
     if isinstance(body, Alert | Bulletin):
         # The officer's language first, then the others.
         blocks: list[tuple[Lang, Any]] = sorted(body.text.items(), key=lambda kv: kv[0] is not lang)
@@ -364,7 +375,17 @@ def message_json(
         "state": state_of(item, now, cancelled),
         "headline": headline(item.body, lang),
         **to_document(h, item.body),
+        **({"sealed_for": _sealed_for(item)} if item.sealed.is_sealed else {}),
+        **({"readable": False} if isinstance(item.body, Unopened) else {}),
     }
+
+
+def _sealed_for(item: Stored) -> list[str] | None:
+    """The recipients of a sealed message (readable without opening it), else None."""
+    if not item.sealed.is_sealed:
+        return None
+    body = item.sealed.decode_body()
+    return body.nodes if isinstance(body, SealedBody) else None
 
 
 def status_table(

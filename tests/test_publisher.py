@@ -19,7 +19,6 @@ from publisher import Outbox, OutboxError
 from publisher.cli import main
 from schemas import (
     Alert,
-    Bulletin,
     Incident,
     Kind,
     Lang,
@@ -30,6 +29,7 @@ from schemas import (
     open_envelope,
 )
 from schemas.messages import PositionSource
+from schemas.seal import SealedBody
 from subscriber.views import headline
 
 
@@ -171,7 +171,9 @@ def test_incident_with_photo_and_bulletin(network: Network, tmp_path: Path) -> N
     assert attached.position == incident.position
     assert attached.position_source is PositionSource.INCIDENT
     assert incident.items[0].form == "crystal"
-    assert isinstance(bulletin, Bulletin)
+    # Bulletins are sealed for their counterparts: the outbox holds only the sealed form.
+    assert isinstance(bulletin, SealedBody)
+    assert bulletin.nodes == ["vn-blo-mocbai"]
 
 
 @pytest.mark.parametrize(
