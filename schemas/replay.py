@@ -28,6 +28,8 @@ from pydantic import Field, model_validator
 from schemas.base import WireModel
 from schemas.codec import pack, unpack_model
 from schemas.ids import NodeId
+from schemas.kinds import Role
+from schemas.trust import NodeEntry
 from schemas.window import Gap, ReplayWindow, Stream
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "Held",
     "ReplayRequest",
     "catch_up_request",
+    "catch_up_senders",
     "decode_request",
     "encode_request",
     "gap_requests",
@@ -121,3 +124,30 @@ def catch_up_request(sender: str, window: ReplayWindow) -> ReplayRequest:
     tops = list(window.streams(sender).items())[-MAX_HELD:]
     held = tuple(Held(epoch=epoch, top=top) for (_, epoch), top in tops)
     return ReplayRequest(sender=sender, first=1, held=held)
+
+
+def catch_up_senders(me: NodeEntry | None, nodes: Iterable[NodeEntry]) -> set[str]:
+    """Whom ``me`` asks the archive about at a catch-up, besides senders already heard.
+
+    Everyone who may address it: HQs and coordinators (alerts), its counterparts
+    (bulletins), and the offices that report to it: its country's offices for an
+    HQ or an analyst (incidents, and receipts to HQ), every office for a
+    coordinator (receipts). Senders heard from alone missed an office whose first
+    incident came before this node's first subscription: no broker queued it, and
+    nothing showed a gap.
+    """
+    if me is None:
+        return set()
+    wanted: set[str] = set()
+    for entry in nodes:
+        if entry.node == me.node:
+            continue
+        office = entry.role is Role.BLO
+        if (
+            entry.role in (Role.HQ, Role.REGIONAL)
+            or entry.node in me.counterparts
+            or (office and me.role in (Role.HQ, Role.OBSERVER) and entry.country == me.country)
+            or (office and me.role is Role.REGIONAL)
+        ):
+            wanted.add(entry.node)
+    return wanted

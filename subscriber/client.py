@@ -47,6 +47,7 @@ from schemas import (
     Scope,
     WireModel,
     catch_up_request,
+    catch_up_senders,
     country_of,
     decode_request,
     encode_request,
@@ -507,19 +508,18 @@ class NodeClient:
         lost tail. The archive answers with nothing when nothing is newer.
         """
         self._caught_up = time.monotonic()
+        trust = self.receiver.trust
+        nodes = [
+            entry
+            for country in trust.countries
+            if (keyset := trust.keyset(country))
+            for entry in keyset.nodes
+        ]
         senders = set(self.receiver.window.senders())
-        for country in self.receiver.trust.countries:
-            keyset = self.receiver.trust.keyset(country)
-            for entry in keyset.nodes if keyset else ():
-                if entry.role in (Role.HQ, Role.REGIONAL) or entry.node in self._peers():
-                    senders.add(entry.node)
+        senders |= catch_up_senders(trust.node(self.me), nodes)
         for sender in sorted(senders - {self.me}):
             request = catch_up_request(sender, self.receiver.window)
             self.client.publish(request_topic(self.me), encode_request(request), qos=1)
-
-    def _peers(self) -> tuple[str, ...]:
-        entry = self.receiver.trust.node(self.me)
-        return entry.counterparts if entry else ()
 
     def _run_ticker(self) -> None:
         while not self._stop.wait(self.tick):

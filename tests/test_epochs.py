@@ -212,3 +212,36 @@ def test_accepted_result_names_the_epoch() -> None:
     result = net.receiver("kh-blo-bavet").receive("blo/country/kh", _wire(net, 77, 1), net.now)
     assert isinstance(result, Accepted)
     assert result.header.epoch == 77
+
+
+def test_hq_catches_up_on_an_office_it_never_heard_from(nodes: Nodes) -> None:
+    """Bavet files an incident before HQ's node ever subscribed (a new HQ install, or
+    amqtt taking a new session's subscriptions one at a time): no broker queued it for
+    HQ, only the archive holds it. HQ's catch-up must ask about every office that
+    reports to it, not only senders it has heard from."""
+    bavet = nodes.start("kh-blo-bavet")
+    assert bavet.connected.wait(10)
+    sent = bavet.send(_incident(0), Scope.country("kh"))
+    archive = nodes.archive  # type: ignore[attr-defined]
+    stored = lambda: any(s == "kh-blo-bavet" for s, _, _ in archive.store.sequences())  # noqa: E731
+    assert wait_for(stored, 30), "the archive never stored Bavet's incident"
+    hq = nodes.start("kh-nacd")  # a first start: no session at the broker until now
+    assert hq.connected.wait(10)
+    held = lambda: [m.msg_id for m in hq.inbox.messages((Kind.INCIDENT,))]  # noqa: E731
+    assert wait_for(lambda: held() == [sent], 30), held()
+
+
+def test_catch_up_senders_are_those_who_may_address_the_node(net: object) -> None:
+    """The pure rule behind the test above, role by role."""
+    from schemas import catch_up_senders
+
+    entries = list(net.entries.values())  # type: ignore[attr-defined]
+    by = {e.node: e for e in entries}
+    hq = catch_up_senders(by["kh-nacd"], entries)
+    assert {"kh-blo-bavet", "kh-blo-dongkralor"} <= hq  # its offices report to it
+    assert "vn-blo-mocbai" not in hq  # another country's office does not
+    assert "kh-nacd" not in hq
+    bavet = catch_up_senders(by["kh-blo-bavet"], entries)
+    assert {"kh-nacd", "vn-blo-mocbai", "th-unodc-rbm"} <= bavet  # HQ, counterpart, coordinator
+    assert "kh-blo-dongkralor" not in bavet  # offices do not write to each other
+    assert catch_up_senders(None, entries) == set()
