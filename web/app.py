@@ -276,11 +276,10 @@ class WebApp:
 
     def _hq(self, request: Request, visit: _Visit) -> dict[str, Any]:
         node = self.node
-        matrices = node.matrices(visit.lang)
         wanted = request.query_params.get("alert", "")
-        shown = next(
-            (m for m in matrices if m.totals.id == wanted), matrices[0] if matrices else None
-        )
+        matrices = node.matrices(visit.lang, wanted)
+        first = matrices[0] if matrices else None
+        shown = next((m for m in matrices if m.totals.id == wanted), first)
         incidents = node.incidents(visit.lang)
         return {
             "alerts": [m.totals for m in matrices],

@@ -32,7 +32,6 @@ from subscriber.inbox import Inbox, Stored
 from subscriber.photos import photo_states
 from subscriber.receipts import settle
 from web.views import (
-    AlertTotals,
     IncidentRow,
     Matrix,
     OfficeRow,
@@ -183,11 +182,15 @@ class WebNode:
             return addressed_offices(store, Scope.all())
         return addressed_offices(store, Scope.country(country_of(self.node)))
 
-    def matrices(self, lang: Lang, limit: int = 200) -> list[Matrix]:
-        """Each sent alert's delivery matrix over the offices its scope addresses."""
+    def matrices(self, lang: Lang, shown: str = "", limit: int = 200) -> list[Matrix]:
+        """Each sent alert's totals over the offices its scope addresses, with the rows of
+        the alert ``shown`` (its id; the newest if none matches)."""
         store = node_trust(self.bundle, self.folder, self.clock())
         out = []
-        for q, body in self.sent_alerts()[:limit]:
+        alerts = self.sent_alerts()[:limit]
+        if shown not in {q.msg_id.hex() for q, _ in alerts}:
+            shown = alerts[0][0].msg_id.hex() if alerts else ""
+        for q, body in alerts:
             sealed = open_envelope(q.data)
             scope = Scope.parse(q.scope)
             out.append(
@@ -198,12 +201,10 @@ class WebNode:
                     sealed.header.issued,
                     addressed_offices(store, scope),
                     self.inbox.receipts(q.msg_id),
+                    rows=q.msg_id.hex() == shown,
                 )
             )
         return out
-
-    def alert_totals(self, lang: Lang) -> list[AlertTotals]:
-        return [m.totals for m in self.matrices(lang)]
 
     def office_rows(self) -> list[OfficeRow]:
         heard = {

@@ -285,21 +285,26 @@ def matrix(
     sent: datetime,
     offices: list[str],
     receipts: Mapping[str, Mapping[str, datetime]],
+    *,
+    rows: bool = True,
 ) -> Matrix:
     """Every office ``offices`` names, with its ``delivered``/``read`` receipts.
 
     A ``read`` implies delivery even if the ``delivered`` receipt is still on its way.
+    ``rows=False`` counts only (the alerts list shows totals; one matrix is drawn).
     """
-    rows = []
+    want_rows = rows
+    out = []
     delivered = read = 0
     for office in offices:
         marks = receipts.get(office, {})
         got, seen = marks.get("delivered"), marks.get("read")
         delivered += bool(got or seen)
         read += bool(seen)
-        rows.append(MatrixRow(office, when(got or seen), when(seen)))
+        if want_rows:
+            out.append(MatrixRow(office, when(got or seen), when(seen)))
     totals = AlertTotals(alert_id.hex(), title, scope, when(sent), len(offices), delivered, read)
-    return Matrix(totals, rows)
+    return Matrix(totals, out)
 
 
 @dataclass(frozen=True, slots=True)
