@@ -1,6 +1,7 @@
 """``blo-demo``: the field scenario in one command.
 
 blo-demo [--broker amqtt|mosquitto] [--lang en|km] [--offices N] [--dir DIR] [--no-live]
+         [--web [--web-port 8080]]
 
 Exit status 0 only if every office received everything it should and no
 office accepted anything forged; 1 otherwise; 2 for a usage error.
@@ -43,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, help="seconds before giving up (120)")
     parser.add_argument("--cut-every", type=float, help="mean seconds between link cuts (3)")
     parser.add_argument("--seed", type=int, help="seed of the cuts and reading delays")
+    parser.add_argument(
+        "--web", action="store_const", const=True, help="serve HQ's web page while it plays"
+    )
+    parser.add_argument("--web-port", type=int, help="the page's port (default 8080)")
     return parser
 
 

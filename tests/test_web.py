@@ -13,7 +13,7 @@ import pytest
 from brokers import Network
 
 with warnings.catch_warnings():  # Starlette 1.x would rather have httpx2; httpx works
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 from certs import EnrolmentBundle
@@ -233,3 +233,31 @@ def test_the_watcher_sees_commits_from_other_connections(tmp_path: Path) -> None
     assert sse("change", "inbox outbox") == b"event: change\ndata: inbox outbox\n\n"
     with pytest.raises(ValueError, match="one line"):
         sse("change", "a\ndata: injected")
+
+
+# -- blo-demo --web --------------------------------------------------------------------
+
+
+def test_blo_demo_web_serves_hq_page_while_the_story_plays(tmp_path: Path) -> None:
+    import re
+    import urllib.request
+
+    from demo.config import DemoSettings
+    from demo.scenario import Demo
+
+    demo = Demo(
+        DemoSettings(live=False, pace=0.2, timeout=90, offices=3, web=True, web_port=0), tmp_path
+    )
+    pages: list[str] = []
+
+    def watch(demo: Demo, _: object) -> None:
+        if demo.web is not None and not any(re.search(r"\d+ of \d+ read", p) for p in pages):
+            with urllib.request.urlopen(demo.web.url, timeout=5) as response:
+                pages.append(response.read().decode())
+
+    outcome = demo.run(watch)
+    assert outcome.ok, outcome.problems
+    said = [e.text for e in demo.events if "HQ's page" in e.text]
+    assert said
+    assert "http://127.0.0.1:" in said[0]
+    assert any(re.search(r"\d+ of \d+ read", p) for p in pages), pages[-1][:2000]
