@@ -17,7 +17,6 @@ with warnings.catch_warnings():  # Starlette 1.x would rather have httpx2; httpx
     from starlette.testclient import TestClient
 
 from certs import EnrolmentBundle
-from subscriber.cli import main as blo_sub
 from web.app import COOKIE, WebApp, render
 from web.errors import BindRefused
 from web.live import Watcher, changed, sse
@@ -68,16 +67,24 @@ def test_loopback_is_the_only_bind_without_tls_and_login(tmp_path: Path) -> None
 
 
 def test_blo_sub_run_refuses_a_lan_bind_without_tls_at_start(
-    network: Network, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    network: Network, tmp_path: Path
 ) -> None:
+    import subprocess
+    import sys
+
     argv = ["run", "--bundle", str(network.bundle("kh-blo-bavet")), "--data", str(tmp_path)]
-    argv += ["-p", "1", "--web", "--web-host", "0.0.0.0"]
-    assert blo_sub(argv) == 1
-    err = capsys.readouterr().err
+    argv += ["-p", "1", "--web", "--web-host", "0.0.0.0", "--web-port", "0"]
+    code = "import sys; from subscriber.cli import main; sys.exit(main(sys.argv[1:]))"
+    # Its own process: a refusal that did not happen would leave it running, not hang here.
+    run = subprocess.Popen([sys.executable, "-c", code, *argv], stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = run.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        run.communicate()
+        pytest.fail("blo-sub run --web --web-host 0.0.0.0 started instead of refusing")
+    assert run.returncode == 1
     assert "will not listen on 0.0.0.0 without TLS" in err
-    assert (
-        not (tmp_path / "link.lock").exists() or "pid" not in (tmp_path / "link.lock").read_text()
-    )
 
 
 # -- sessions, CSRF, headers, host -------------------------------------------------------

@@ -56,6 +56,11 @@ UI: dict[str, dict[str, str]] = {
         "other_lang": "km",
         "nothing": "Nothing yet.",
         "back": "Back to the inbox",
+        "col_sent": "sent",
+        "col_from": "from",
+        "col_what": "what",
+        "col_headline": "headline",
+        "col_state": "state",
     },
     "km": {
         "inbox": "ប្រអប់សារ",
@@ -75,6 +80,11 @@ UI: dict[str, dict[str, str]] = {
         "other_lang": "en",
         "nothing": "មិនទាន់មានទេ។",
         "back": "ត្រឡប់ទៅប្រអប់សារ",
+        "col_sent": "ផ្ញើនៅ",
+        "col_from": "ពី",
+        "col_what": "ប្រភេទ",
+        "col_headline": "ចំណងជើង",
+        "col_state": "ស្ថានភាព",
     },
 }
 
