@@ -59,6 +59,7 @@ class Site:
     hq: Any  # playwright Page
     officer: Any
     root: Path
+    alerts: list[str]
 
 
 def launch(playwright: Any) -> Any:
@@ -76,6 +77,7 @@ def alert(site: Site, headline: str, headline_km: str | None = None) -> str:
     before = {q.msg_id for q in site.nodes.running["kh-nacd"].outbox.range(1, None)}
     assert blo_pub(argv) == 0
     new = [q for q in site.nodes.running["kh-nacd"].outbox.range(1, None) if q.msg_id not in before]
+    site.alerts.append(new[0].msg_id.hex())
     return new[0].msg_id.hex()
 
 
@@ -121,7 +123,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 officer = browser.new_context(
                     viewport={"width": 1024, "height": 768}, has_touch=True
                 ).new_page()
-                yield Site(network, nodes, servers[0].url, servers[1].url, hq, officer, root)
+                yield Site(network, nodes, servers[0].url, servers[1].url, hq, officer, root, [])
                 browser.close()
         finally:
             for server in servers:
@@ -164,8 +166,6 @@ def test_officer_opens_an_alert_and_hq_sees_it_read_live(site: Site) -> None:
     # The page's read went through blo-sub show's path: the inbox says read, a receipt queued.
     inbox = site.nodes.running["kh-blo-bavet"].inbox
     assert next(s for s in inbox.messages() if s.msg_id.hex() == msg_id).read_at is not None
-    if out := screens("hq.png"):
-        hq.screenshot(path=str(out), full_page=False)
 
 
 def _ink_columns(png: bytes) -> tuple[int, int]:
@@ -205,12 +205,18 @@ def test_khmer_headline_renders_with_a_khmer_font(site: Site) -> None:
     cdp = page.context.new_cdp_session(page)
     cdp.send("DOM.enable")
     cdp.send("CSS.enable")
-    doc = cdp.send("DOM.getDocument")
-    node = cdp.send(
-        "DOM.querySelector",
-        {"nodeId": doc["root"]["nodeId"], "selector": f'a.headline[href="/m/{msg_id}"]'},
-    )
-    fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node["nodeId"]})["fonts"]
+    selector = f'a.headline[href="/m/{msg_id}"]'
+    for attempt in range(5):
+        # A live update may swap the region between two calls (the node id goes stale).
+        try:
+            root = cdp.send("DOM.getDocument")["root"]["nodeId"]
+            node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})
+            fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node["nodeId"]})["fonts"]
+            break
+        except playwright_api.Error:
+            if attempt == 4:
+                raise
+            page.wait_for_timeout(200)
     khmer = sum(f["glyphCount"] for f in fonts if "khmer" in f["familyName"].lower())
     assert khmer >= len(KHMER.replace(" ", "")) * 0.6, fonts
     # On the screenshot: no missing-glyph boxes. Positive control: the same check on a
@@ -244,10 +250,8 @@ def test_khmer_headline_renders_with_a_khmer_font(site: Site) -> None:
     assert tall_km <= 2, f"{tall_km} box-like columns in the Khmer headline"
     assert inked_km > 150, "the headline drew almost nothing (blank glyphs?)"
     page.screenshot(path=str(shots / "officer-km.png"))
-    if out := screens("officer.png"):
-        page.goto(f"{site.officer_url}lang/en?next=/")
+    if out := screens("officer.png"):  # the README's: the officer's inbox in Khmer
         page.screenshot(path=str(out))
-        page.goto(f"{site.officer_url}lang/km?next=/")
     page.goto(f"{site.officer_url}lang/en?next=/")
 
 
@@ -331,6 +335,11 @@ def test_an_incident_with_a_photo_from_the_officer_reaches_hq(site: Site, tmp_pa
     image = hq.request.get(f"{site.hq_url}photo/{incident}/1")
     assert image.status == 200
     assert image.body()[:2] == b"\xff\xd8"
-    if out := screens("hq.png"):
-        hq.screenshot(path=str(out))
+    thumb = hq.request.get(f"{site.hq_url}photo/{incident}/1?size=preview")
+    assert thumb.status == 200
+    assert len(thumb.body()) < len(image.body())  # the list's thumbnail is the preview
+    if out := screens("hq.png"):  # the README's: the first alert's matrix, the incident
+        hq.goto(f"{site.hq_url}?alert={site.alerts[0]}")
+        hq.locator(f'a.photo.done[href="/photo/{incident}/1"]').wait_for(timeout=10_000)
+        hq.screenshot(path=str(out), full_page=True)
     shutil.rmtree(tmp_path, ignore_errors=True)

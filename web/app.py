@@ -450,8 +450,11 @@ class WebApp:
         _visit, gate = self._gate(request)
         if gate:
             return gate
+        preview = request.query_params.get("size") == "preview"
         path = await self._run(
-            self.node.photo_file, request.path_params["msg_id"], request.path_params["number"]
+            lambda: self.node.photo_file(
+                request.path_params["msg_id"], request.path_params["number"], preview=preview
+            )
         )
         if path is None:
             raise HTTPException(404, "that photo is not here (yet)")

@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from certs import EnrolmentBundle
+from photos.store import BlobStore
 from publisher.compose import parse_duration, parse_item, photo_attachment, prepare_photos
 from publisher.errors import ComposeError
 from publisher.outbox import Outbox, Queued
 from publisher.submit import Submitted, addressed_offices, node_trust, submit_document
-from schemas import Alert, Kind, Lang, Role, Scope, country_of, open_envelope
+from schemas import Alert, BloError, Incident, Kind, Lang, Role, Scope, country_of, open_envelope
 from subscriber.inbox import Inbox, Stored
-from subscriber.photos import photo_states
+from subscriber.photos import BLOB_FILE, photo_file, photo_states
 from subscriber.receipts import settle
 from web.views import (
     IncidentRow,
@@ -219,17 +220,34 @@ class WebNode:
         items = []
         for item in self.messages((Kind.INCIDENT,))[:limit]:
             body = item.body
-            states = photo_states(body, self.folder) if getattr(body, "attachments", ()) else []  # type: ignore[arg-type]
-            items.append((item, [(s.number, s.state, s.complete) for s in states]))
+            states = photo_states(body, self.folder) if isinstance(body, Incident) else []
+            items.append(
+                (item, [(s.number, s.state, s.complete, s.path is not None) for s in states])
+            )
         return incident_rows(items, lang)
 
-    def photo_file(self, hex_id: str, number: int) -> Path | None:
-        """The file of photo ``number`` of an incident here (full image, else preview)."""
+    def photo_file(self, hex_id: str, number: int, *, preview: bool = False) -> Path | None:
+        """The file of photo ``number`` of an incident here: the full image (else the
+        preview), or with ``preview`` the preview only (small, for lists on slow links)."""
         item = self.find(hex_id)
         body = item.body if item else None
-        if body is None or not getattr(body, "attachments", ()):
+        if not isinstance(body, Incident) or not 0 < number <= len(body.attachments):
             return None
-        for state in photo_states(body, self.folder):  # type: ignore[arg-type]
+        if preview:
+            ref = body.attachments[number - 1].preview
+            store_file = self.folder / BLOB_FILE
+            if ref is None or not store_file.exists():
+                return None
+            store = BlobStore(store_file)
+            try:
+                status = store.status(ref.merkle_root)
+            except BloError:
+                return None
+            finally:
+                store.close()
+            path = photo_file(self.folder / "photos", status)
+            return path if status.is_complete and path.is_file() else None
+        for state in photo_states(body, self.folder):
             if state.number == number and state.path is not None and state.path.is_file():
                 return state.path
         return None

@@ -25,7 +25,8 @@ FRAME = (92.0, 8.0, 110.0, 24.5)
 WIDTH = 600
 #: Degrees between kept points of a border ring.
 STEP = 0.05
-_FILL = {"KH": "#f3e3c3", "VN": "#e6d3e8", "TH": "#d8e8cf", "LA": "#f5d9cc", "MM": "#d4e4ec"}
+# As photos/map.py, but Myanmar is not drawn in a blue next to the sea's.
+_FILL = {"KH": "#f3e3c3", "VN": "#e6d3e8", "TH": "#d8e8cf", "LA": "#f5d9cc", "MM": "#dcd6b8"}
 _CONTEXT = "#e4e4e4"
 
 

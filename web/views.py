@@ -359,11 +359,11 @@ class IncidentRow:
     lat: float
     lon: float
     items: str
-    photos: list[tuple[int, str, bool]]  # number, state, complete
+    photos: list[tuple[int, str, bool, bool]]  # number, state, complete, preview here
 
 
 def incident_rows(
-    items: Iterable[tuple[Stored, list[tuple[int, str, bool]]]], lang: Lang
+    items: Iterable[tuple[Stored, list[tuple[int, str, bool, bool]]]], lang: Lang
 ) -> list[IncidentRow]:
     """Incidents newest first, each with its photos' states at this node."""
     out = []
