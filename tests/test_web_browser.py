@@ -342,4 +342,9 @@ def test_an_incident_with_a_photo_from_the_officer_reaches_hq(site: Site, tmp_pa
         hq.goto(f"{site.hq_url}?alert={site.alerts[0]}")
         hq.locator(f'a.photo.done[href="/photo/{incident}/1"]').wait_for(timeout=10_000)
         hq.screenshot(path=str(out), full_page=True)
+    # blo-trends over what HQ holds: the week's table and its plots (trends/plots.py).
+    hq.goto(f"{site.hq_url}trends")
+    assert "Trends, week" in hq.locator("h1").inner_text()
+    # This week's incident is not in a complete week yet: the page says so, nothing broke.
+    assert "complete weeks" in hq.locator("main").inner_text()
     shutil.rmtree(tmp_path, ignore_errors=True)

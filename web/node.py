@@ -14,6 +14,7 @@ Everything here is synchronous; the routes call it on Starlette's thread pool.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +44,8 @@ from web.views import (
 )
 
 __all__ = ["PhotoUpload", "TrendsView", "WebNode"]
+
+log = logging.getLogger("blo.web")
 
 #: What an officer's inbox lists (receipts are HQ's business; trend summaries included).
 INBOX_KINDS = (Kind.ALERT, Kind.BULLETIN, Kind.INCIDENT, Kind.TREND)
@@ -273,9 +276,14 @@ class WebNode:
             latest = week_of(datetime.fromtimestamp(last, UTC))
             week = min(week_of(self.clock()) - 1, latest)
             a = analyse(read_inbox(path), week)
-            from trends.plots import plot_all
+            plots: list[str] = []
+            if a.counts.keys:  # plot_all needs a series (not so when all is this week's)
+                from trends.plots import plot_all
 
-            plots = [p.name for p in plot_all(a, self.folder / "web-trends")]
+                try:
+                    plots = [p.name for p in plot_all(a, self.folder / "web-trends")]
+                except (ValueError, OSError) as exc:  # the table still shows; say why not
+                    log.warning("web: trend plots not drawn: %s", exc)
             view = TrendsView(
                 a.week_label,
                 a.incidents,
@@ -400,6 +408,8 @@ class WebNode:
             }
             if block:
                 texts[lang] = block
+        if not texts:
+            raise ComposeError("an alert needs a headline, in English or Khmer or both")
         doc: dict[str, Any] = {
             "kind": "alert",
             "msg_type": "alert",
