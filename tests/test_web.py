@@ -312,3 +312,81 @@ def test_hq_composes_an_alert_through_blo_pubs_checks(network: Network, tmp_path
     assert body.text[Lang.KM].headline == form["headline_km"]
     # The trends page with nothing to analyse yet says so.
     assert "No incidents held yet" in client.get("/trends").text
+
+
+# -- serving: blo-sub run --web, and a LAN bind with TLS and a login ----------------------
+
+
+def test_blo_sub_run_web_serves_the_page_on_loopback(network: Network, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import urllib.request
+
+    argv = ["run", "--bundle", str(network.bundle("kh-blo-bavet")), "--data", str(tmp_path)]
+    argv += ["-p", "1", "--web", "--web-port", "0"]  # no broker: the page works offline
+    code = "import sys; from subscriber.cli import main; sys.exit(main(sys.argv[1:]))"
+    run = subprocess.Popen(
+        [sys.executable, "-c", code, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert run.stdout is not None
+        line = run.stdout.readline()  # blocks until it prints (or exits)
+        assert "kh-blo-bavet: web app at http://127.0.0.1:" in line, run.stderr.read()
+        url = line.rsplit(" ", 1)[1].strip()
+        with urllib.request.urlopen(url, timeout=10) as page:
+            html = page.read().decode()
+        assert "kh-blo-bavet" in html
+        assert "never started" not in html  # the running client's own link state is shown
+    finally:
+        run.terminate()
+        run.communicate(timeout=30)
+    assert run.returncode == 0
+
+
+def test_a_lan_bind_with_tls_and_a_login_serves_only_after_login(
+    network: Network, tmp_path: Path
+) -> None:
+    import http.cookiejar
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    from web.server import WebServer
+
+    server_files = network.kh / "servers" / "broker"
+    logins = tmp_path / "logins"
+    logins.write_text(f"hq:{hash_password('a long passphrase')}\n")
+    policy = BindPolicy(
+        host="0.0.0.0",
+        certfile=server_files / "tls.crt",
+        keyfile=server_files / "tls.key",
+        login_file=logins,
+    )
+    server = WebServer(
+        EnrolmentBundle.load(network.bundle("kh-nacd")), tmp_path / "hq", policy, port=0
+    )
+    server.start()
+    try:
+        assert server.url.startswith("https://")
+        tls = ssl.create_default_context(cafile=str(network.kh / "root" / "ca.crt"))
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPSHandler(context=tls), urllib.request.HTTPCookieProcessor(jar)
+        )
+        base = f"https://127.0.0.1:{server.port}"
+        with opener.open(f"{base}/", timeout=10) as page:  # redirected to the login
+            assert page.url.endswith("/login")
+            html = page.read().decode()
+        assert all(c.secure for c in jar)  # the session cookie only ever goes over TLS
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            opener.open(f"{base}/events", timeout=10)
+        assert refused.value.code == 401
+        token = html.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        form = f"user=hq&password=a+long+passphrase&csrf={token}".encode()
+        with opener.open(f"{base}/login", data=form, timeout=10) as page:
+            assert "Alerts" in page.read().decode()
+    finally:
+        server.stop()
