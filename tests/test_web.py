@@ -301,15 +301,28 @@ def test_hq_composes_an_alert_through_blo_pubs_checks(network: Network, tmp_path
     abroad = client.post("/compose", data={**form, "scope": "country:vn"})
     assert abroad.status_code == 400
     assert "not queued" in abroad.text
-    outbox = Outbox(
-        tmp_path / "outbox.sqlite3", EnrolmentBundle.load(network.bundle("kh-nacd")).signer()
-    )
+    signer = EnrolmentBundle.load(network.bundle("kh-nacd")).signer()
+    outbox = Outbox(tmp_path / "outbox.sqlite3", signer)
     queued = outbox.pending()
     outbox.close()
     assert len(queued) == 1
     body = open_envelope(queued[0].data).decode_body()
     assert isinstance(body, Alert)
     assert body.text[Lang.KM].headline == form["headline_km"]
+    # An update chained to it, as blo-pub alert --update ID does.
+    first = queued[0].msg_id.hex()
+    page = client.get("/compose")
+    assert f'value="update:{first}"' in page.text
+    update = client.post("/compose", data={**form, "chain": f"update:{first}"})
+    assert update.status_code == 200, update.text
+    stranger = client.post("/compose", data={**form, "chain": "cancel:" + "ab" * 16})
+    assert stranger.status_code == 400
+    outbox = Outbox(tmp_path / "outbox.sqlite3", signer)
+    newest = open_envelope(outbox.pending()[-1].data).decode_body()
+    outbox.close()
+    assert isinstance(newest, Alert)
+    assert newest.msg_type.value == "update"
+    assert [r.hex() for r in newest.references] == [first]
     # The trends page with nothing to analyse yet says so.
     assert "No incidents held yet" in client.get("/trends").text
 
