@@ -316,7 +316,7 @@ def test_an_incident_with_a_photo_from_the_officer_reaches_hq(site: Site, tmp_pa
     page.select_option('select[name="unit_1"]', "kg")
     page.check('input[name="agency"][value="police"]')
     page.fill('textarea[name="narrative_km"]', "រឹបអូសនៅព្រំដែន")
-    page.set_input_files('input[name="photo"]', str(_photo(tmp_path / "seizure.jpg")))
+    page.set_input_files('input[name="photo"][multiple]', str(_photo(tmp_path / "seizure.jpg")))
     page.click("button.primary")
     page.locator("p.ok, p.error").first.wait_for(timeout=15_000)
     assert page.locator("p.error").count() == 0, page.locator("p.error").inner_text()
