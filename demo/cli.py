@@ -66,7 +66,8 @@ def _folder(settings: DemoSettings) -> Iterator[Path]:
 def _title(demo: Demo) -> str:
     broker = "Mosquitto" if demo.settings.broker == "mosquitto" else "embedded broker"
     seconds = time.monotonic() - demo.started
-    return f"blo-demo · {broker} · {len(demo.offices)} offices + NACD · {seconds:4.1f} s"
+    page = f" · HQ's page {demo.web.url}" if demo.web is not None else ""  # --web
+    return f"blo-demo · {broker} · {len(demo.offices)} offices + NACD · {seconds:4.1f} s{page}"
 
 
 def run(settings: DemoSettings, console: Console) -> int:

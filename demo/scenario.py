@@ -192,6 +192,7 @@ class Demo:
         """Stop every client, the archive, the proxy and the broker."""
         if self.web is not None:
             self.web.stop()
+            self.web = None  # the page is gone: the summary does not point at it
         for client in self.clients.values():
             client.stop()
         if self._archive:
