@@ -403,3 +403,23 @@ def test_a_lan_bind_with_tls_and_a_login_serves_only_after_login(
             assert "Alerts" in page.read().decode()
     finally:
         server.stop()
+
+
+def test_the_trends_page_shows_blo_trends_table_and_plots(tmp_path: Path) -> None:
+    from trends.simulate import history, write
+
+    now = datetime.now(UTC)
+    write(history(3, 1, seed=7, end=now), tmp_path, now)
+    bundle = EnrolmentBundle.load(tmp_path / "pki" / "kh" / "bundles" / "kh-nacd.json")
+    app = WebApp(WebNode(bundle, tmp_path / "data" / "kh-nacd"), BindPolicy())
+    client = TestClient(app.app, base_url="http://127.0.0.1:8080")
+    page = client.get("/trends")
+    assert page.status_code == 200
+    assert "Trends, week" in page.text
+    assert "Bavet" in page.text  # a crossing's level, as blo-trends shows it
+    assert 'src="/trends/heatmap.png"' in page.text
+    plot = client.get("/trends/heatmap.png")
+    assert plot.status_code == 200
+    assert plot.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert client.get("/trends/..%2Finbox.sqlite3").status_code == 404
+    assert client.get("/trends/inbox.sqlite3").status_code == 404
