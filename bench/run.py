@@ -2,7 +2,7 @@
 
     python bench/run.py [--quick] [--json FILE] [--brokers amqtt,mosquitto] [NAME ...]
 
-NAME is any of size, fanout, receive, catchup, scale, memory, trends, photo (default: all).
+NAME is any of size, fanout, receive, catchup, scale, memory, trends, photo, web (default: all).
 Each figure is a ratio (or a count) measured in one run, because absolute
 timings on a shared 2-core machine are noisy; each table gives the median of
 the rounds and their spread. ``--quick`` runs tiny sizes (the smoke test).
@@ -32,10 +32,11 @@ from bench import fanout, memory, scale
 from bench import photo as photo_bench
 from bench import size as size_bench
 from bench import trends as trends_bench
+from bench import web as web_bench
 from bench.harness import Fleet, broker, fleet, spread
 from broker import mosquitto_binary
 
-NAMES = ["size", "fanout", "receive", "catchup", "scale", "memory", "trends", "photo"]
+NAMES = ["size", "fanout", "receive", "catchup", "scale", "memory", "trends", "photo", "web"]
 MODES = ("raw", "project")
 
 
@@ -426,11 +427,16 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         # The offices' own fleet (their keysets are a real country's size), and
         # for scale alone one as large as its largest step.
-        nets = set(names) - {"size", "scale", "trends"}
+        nets = set(names) - {"size", "scale", "trends", "web"}
         made = fleet(work / "fleet", plan.tablets) if nets else None
         for name in names:
             if name == "size":
                 out["size"] = bench_size(console)
+                continue
+            if name == "web":  # HQ's page in Chromium: web.hq_page_kb, web.hq_load_ms
+                sizes = (8, 10) if args.quick else (74, 100)
+                out["web"] = {k[4:]: v for k, v in web_bench.measure(work / "web", *sizes).items()}
+                console.print(f"web: {out['web']} (goals <= 150 KB, <= 1000 ms)")
                 continue
             if name == "trends":
                 console.rule(name)

@@ -1,6 +1,7 @@
 """``blo-demo``: the field scenario in one command.
 
 blo-demo [--broker amqtt|mosquitto] [--lang en|km] [--offices N] [--dir DIR] [--no-live]
+         [--web [--web-port 8080]]
 blo-demo --federated [--dir DIR]     two countries' brokers, bridged by rule
 
 Exit status 0 only if every office received everything it should and no
@@ -50,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
         help="two countries, two Mosquitto brokers bridged by rule: the bulletin exchange "
         "across them",
     )
+    parser.add_argument(
+        "--web", action="store_const", const=True, help="serve HQ's web page while it plays"
+    )
+    parser.add_argument("--web-port", type=int, help="the page's port (default 8080)")
     return parser
 
 
@@ -68,7 +73,8 @@ def _folder(settings: DemoSettings) -> Iterator[Path]:
 def _title(demo: Demo) -> str:
     broker = "Mosquitto" if demo.settings.broker == "mosquitto" else "embedded broker"
     seconds = time.monotonic() - demo.started
-    return f"blo-demo · {broker} · {len(demo.offices)} offices + NACD · {seconds:4.1f} s"
+    page = f" · HQ's page {demo.web.url}" if demo.web is not None else ""  # --web
+    return f"blo-demo · {broker} · {len(demo.offices)} offices + NACD · {seconds:4.1f} s{page}"
 
 
 def run(settings: DemoSettings, console: Console) -> int:

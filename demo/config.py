@@ -42,6 +42,9 @@ class DemoSettings(BaseModel):
     #: Seconds between a client's outbox and housekeeping passes.
     tick: float = Field(0.2, gt=0)
     seed: int = 7
+    #: Serve HQ's web page (web/) on 127.0.0.1 while the story plays, on this port.
+    web: bool = False
+    web_port: int = Field(8080, ge=0, le=65535)
 
 
 def load_settings(env: Mapping[str, str], flags: Mapping[str, Any]) -> DemoSettings:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from broker import ArchiveService, BrokerSettings, EmbeddedThread, MosquittoProcess, free_port
 from certs import EnrolmentBundle, Pki
@@ -37,6 +38,9 @@ log = logging.getLogger("blo.demo")
 # Officers' local time in the story (Indochina Time).
 ICT = timezone(timedelta(hours=7))
 FLAKY = "kh-blo-dongkralor"
+
+if TYPE_CHECKING:
+    from web.server import WebServer
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,7 @@ class Demo:
         self.pki: DemoPki | None = None
         self.port = 0
         self.map_file: Path | None = None
+        self.web: WebServer | None = None  # with --web
 
     # -- the story ----------------------------------------------------------------------
 
@@ -155,6 +160,12 @@ class Demo:
             )
             client.start()
             self.clients[node] = client
+        if self.settings.web:  # blo-demo --web: HQ's page while the story plays (web/)
+            from web.server import WebServer
+
+            hq = EnrolmentBundle.load(self.pki.bundle(HQ))
+            self.web = WebServer(hq, self.folder / "offices" / HQ, port=self.settings.web_port)
+            self.say(f"HQ's page (NACD): open {self.web.start()} in a browser")
         self.say(
             f"{len(self.clients)} clients connecting over TLS; "
             f"{self._name(FLAKY)} is on a link cut every ~{self.settings.cut_every:g} s"
@@ -179,6 +190,9 @@ class Demo:
 
     def stop(self) -> None:
         """Stop every client, the archive, the proxy and the broker."""
+        if self.web is not None:
+            self.web.stop()
+            self.web = None  # the page is gone: the summary does not point at it
         for client in self.clients.values():
             client.stop()
         if self._archive:

@@ -33,38 +33,27 @@ from rich.table import Table
 from rich.text import Text
 
 from certs import EnrolmentBundle
-from photos.store import BlobStore, Quotas, blob_refs
+from photos.store import Quotas
 from publisher.compose import (
-    compose,
-    keep_photos,
     load_document,
     parse_duration,
     parse_item,
     photo_attachment,
     prepare_photos,
-    refusal,
 )
 from publisher.errors import ComposeError
 from publisher.outbox import Outbox
-from publisher.sealing import seal_for
+from publisher.submit import addressed_offices, node_trust, submit_document
 from schemas import (
     Agency,
     BloError,
     Category,
     Crime,
-    Incident,
-    Receiver,
-    Role,
     Scope,
     Severity,
-    TrustStore,
-    addressed_to,
-    open_envelope,
-    trust_topic,
 )
 from subscriber import Inbox, NodeClient
 from subscriber.cli import node_folder
-from subscriber.photos import BLOB_FILE
 
 __all__ = ["EXIT_QUEUED", "main"]
 
@@ -294,24 +283,7 @@ def _send_now(
     return 0
 
 
-def _trust(bundle: EnrolmentBundle, folder: Path, now: datetime) -> TrustStore:
-    """The bundle's trust, brought up to date with the keysets the running client kept.
-
-    An office issued after this node's enrolment is known only from those.
-    """
-    store = bundle.trust_store(now)
-    inbox_file = folder / "inbox.sqlite3"
-    if not inbox_file.exists():
-        return store
-    inbox = Inbox(inbox_file)
-    try:
-        receiver = Receiver(store)
-        for data in inbox.trust_messages():
-            header = open_envelope(data).header
-            receiver.receive(trust_topic(header.kind, header.sender), data, now)
-    finally:
-        inbox.close()
-    return store
+_trust = node_trust  # (kept under its old name for callers of this module)
 
 
 def _receipts(bundle: EnrolmentBundle, folder: Path, prefix: str, console: Console) -> int:
@@ -328,13 +300,7 @@ def _receipts(bundle: EnrolmentBundle, folder: Path, prefix: str, console: Conso
     scope = Scope.parse(alert.scope)
     store = _trust(bundle, folder, datetime.now(UTC))
     inbox = Inbox(folder / "inbox.sqlite3")
-    offices = sorted(
-        entry.node
-        for country in store.countries
-        if (keyset := store.keyset(country))
-        for entry in keyset.nodes
-        if entry.role is Role.BLO and entry.revoked is None and addressed_to(scope, entry)
-    )
+    offices = addressed_offices(store, scope)
     got = inbox.receipts(alert.msg_id)
     table = Table(title=f"alert {alert.msg_id.hex()[:8]} to {scope}", title_justify="left")
     for column in ("office", "delivered", "read"):
@@ -372,80 +338,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         outbox = Outbox(folder / "outbox.sqlite3", bundle.signer())
         # The sender's local time and offset (an officer in Phnom Penh reads +07:00).
         now = datetime.now().astimezone().replace(microsecond=0)
-        draft = compose(
-            _document(args, outbox, now),
-            sender=bundle.node,
+        try:
+            doc = _document(args, outbox, now)
+        finally:
+            outbox.close()
+        photos = getattr(args, "prepared", [])
+        # Refused before it is signed, by the rules every receiver and broker apply;
+        # the web app's forms go through the same function (publisher/submit.py).
+        done = submit_document(
+            bundle,
+            folder,
+            doc,
             now=now,
             expires_in=parse_duration(args.expires_in),
+            photos=photos,
+            quota=int(args.quota * 2**20) if photos else None,
+            confidential=getattr(args, "confidential", False),
         )
-        # Refused here, before it is signed: the same rules every receiver and broker apply.
-        trust = _trust(bundle, folder, now)
-        why = refusal(draft, trust, bundle.signer().key_id)
-        if why:
-            outbox.close()
-            raise ComposeError(f"not queued: {why}")
-        photos = getattr(args, "prepared", [])
-        confidential = getattr(args, "confidential", False)
-        if confidential and photos:
-            outbox.close()
-            raise ComposeError(
-                "not queued: photo chunks travel unsealed, so a confidential incident cannot "
-                "carry photos; send it without --photo, or without --confidential"
-            )
-        try:
-            # Bulletins are always sealed; alerts and incidents when marked confidential.
-            recipients = seal_for(
-                draft.kind,
-                draft.scope,
-                bundle.node,
-                trust,
-                now,
-                confidential=confidential,
-            )
-        except BloError:
-            outbox.close()
-            raise
-        store = None
-        if photos and isinstance(draft.body, Incident):
-            # The quota is checked before the incident is signed: a photo that cannot
-            # be kept at the sender could never be served to anyone.
-            quota = int(args.quota * 2**20)
-            store = BlobStore(
-                folder / BLOB_FILE, Quotas(per_office=quota, total=max(quota, Quotas().total))
-            )
-            refs = [ref for a in draft.body.attachments for ref in blob_refs(a)]
-            try:
-                store.ensure_room(bundle.node, refs)
-            except BloError:
-                store.close()
-                outbox.close()
-                raise
-        queued = outbox.submit(
-            draft.body,
-            draft.scope,
-            issued=draft.issued,
-            expires=draft.expires,
-            seal_for=recipients,
-        )
-        outbox.close()
-        if store is not None and isinstance(draft.body, Incident):
-            try:
-                keep_photos(
-                    store,
-                    photos,
-                    draft.body.attachments,
-                    office=bundle.node,
-                    msg_id=queued.msg_id,
-                    now=now,
-                )
-            finally:
-                store.close()
-            size = sum(len(p.preview) + len(p.full) for p in photos)
+        draft, queued = done.draft, done.queued
+        if photos:
             console.print(
-                f"{len(photos)} photo(s) kept for sending ({size} bytes): this node's "
+                f"{len(photos)} photo(s) kept for sending ({done.photo_bytes} bytes): this node's "
                 "'blo-sub run' serves them to HQ and the archive as they ask"
             )
-        sealed = f", sealed for {', '.join(r.node for r in recipients)}" if recipients else ""
+        recipients = done.sealed_for
+        sealed = f", sealed for {', '.join(recipients)}" if recipients else ""
         console.print(
             f"{draft.kind.label} {queued.msg_id.hex()} queued as #{queued.seq} "
             f"to {draft.scope} ({len(queued.data)} bytes{sealed})"

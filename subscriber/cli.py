@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "-v", "--verbose", action="store_true", help="also log each step (and paho's own log)"
     )
+    from web.cli import add_web_flags  # (the web app: web/)
+
+    add_web_flags(run)
     languages = [lang.value for lang in Lang]
     lang_help = "language to show messages in, else English (default %(default)s)"
     for name, text in (
@@ -142,12 +145,20 @@ def _run(bundle: EnrolmentBundle, args: argparse.Namespace) -> None:
         handlers=[handler],
         force=True,
     )
+    from web.cli import web_server
+
+    # Built before the link starts: a bind the web app refuses stops here (status 1).
+    web = web_server(bundle, _folder(args, bundle), args)
     client = NodeClient(bundle, args.host, args.port, _folder(args, bundle))
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     client.start()
+    if web is not None:
+        print(f"{bundle.node}: web app at {web.start()}", flush=True)
     done.wait()
+    if web is not None:
+        web.stop()
     client.stop()
 
 

@@ -368,6 +368,43 @@ MUTANTS: tuple[Mutant, ...] = (
         "    return __import__('os').urandom(16)",
         "tests/test_receipts_owed.py",
     ),
+    # -- the web app (web/): CSRF, escaping, bind policy, Host check, live updates, reading --
+    m(
+        "web-csrf-skipped",
+        "web/app.py",
+        'if visit.cookie is not None or not self.sessions.csrf_ok(visit.sid, str(token or "")):',
+        "if False:",
+        "tests/test_web.py -k csrf",
+    ),
+    m(
+        "web-autoescape-off",
+        "web/app.py",
+        "autoescape=select_autoescape(default=True, default_for_string=True),",
+        "autoescape=False,",
+        "tests/test_web.py -k escaped",
+        "tests/test_web_browser.py -k escaped",
+    ),
+    m(
+        "web-lan-bind-open",
+        "web/security.py",
+        "    if policy.loopback:\n        return\n",
+        "    return\n",
+        "tests/test_web.py -k bind",
+    ),
+    m(
+        "web-live-silent",
+        "web/app.py",
+        "                if moved:\n",
+        "                if False:\n",
+        "tests/test_web_browser.py -k read_live",
+    ),
+    m(
+        "web-open-does-not-read",
+        "web/app.py",
+        "opener = self.node.open if reading else self.node.find",
+        "opener = self.node.find",
+        "tests/test_web_browser.py -k read_live",
+    ),
 )
 
 

@@ -49,6 +49,8 @@ def test_every_benchmark_runs_and_writes_every_key(tmp_path: Path) -> None:
     assert number(figures["memory"]["broker_mib"])
     assert number(figures["trends"]["seconds"])
     assert figures["trends"]["records"] > 0
+    assert number(figures["web"]["hq_page_kb"])
+    assert number(figures["web"]["hq_load_ms"])
     assert {"python", "amqtt", "paho-mqtt", "mosquitto", "cryptography"} <= set(figures["versions"])
     for title in ("fanout:", "receive:", "catchup:", "scale:", "memory:", "trends:", "photo:"):
         assert title in run.stdout
