@@ -423,3 +423,28 @@ def test_the_trends_page_shows_blo_trends_table_and_plots(tmp_path: Path) -> Non
     assert plot.content[:8] == b"\x89PNG\r\n\x1a\n"
     assert client.get("/trends/..%2Finbox.sqlite3").status_code == 404
     assert client.get("/trends/inbox.sqlite3").status_code == 404
+
+
+def test_a_bulletin_from_the_officer_page_is_sealed_like_blo_pubs(
+    network: Network, tmp_path: Path
+) -> None:
+    """The form goes through publisher.submit as blo-pub does: sealed for Moc Bai alone,
+    so the outbox (and every broker after it) holds no plaintext of it."""
+    import sqlite3
+
+    from schemas import open_envelope
+
+    client = client_for(network, "kh-blo-bavet", tmp_path)
+    page = client.get("/bulletin")
+    token = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    marker = "Marker-7f3a courier on a red motorbike"
+    form = {"to": "vn-blo-mocbai", "headline_en": marker, "csrf": token}
+    taken = client.post("/bulletin", data=form)
+    assert taken.status_code == 200, taken.text
+    files = list(tmp_path.rglob("outbox.sqlite3"))
+    assert len(files) == 1, files
+    with sqlite3.connect(files[0]) as db:
+        rows = [bytes(r[0]) for r in db.execute("SELECT data FROM outbox")]
+    assert len(rows) == 1
+    assert open_envelope(rows[0]).is_sealed
+    assert marker.encode() not in rows[0]
