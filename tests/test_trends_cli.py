@@ -238,3 +238,12 @@ def test_a_damaged_row_is_counted_and_shown(
     assert read_archive(copy).unreadable == 1
     assert main(["--archive", str(copy)]) == 0
     assert "1 stored messages could not be decoded" in capsys.readouterr().out
+
+
+def test_plots_with_no_complete_week_write_nothing_and_say_so(tmp_path: Path) -> None:
+    """No series yet (every incident in the current week): no PNG, no crash."""
+    from trends.plots import plot_all
+    from trends.report import analyse
+
+    assert plot_all(analyse([]), tmp_path / "plots") == []
+    assert not (tmp_path / "plots").exists()

@@ -296,8 +296,15 @@ def _analyse(argv: Sequence[str]) -> int:
     if args.plots:
         from trends.plots import plot_all
 
-        for png in plot_all(a, args.plots):
+        pngs = plot_all(a, args.plots)
+        for png in pngs:
             print(f"wrote {png}", file=sys.stderr if args.json else sys.stdout)
+        if not pngs:
+            print(
+                "no plots: no complete week of incidents yet "
+                "(the current week counts once it ends)",
+                file=sys.stderr,
+            )
     if args.publish:
         _publish(args, a)
     return 0

@@ -72,7 +72,13 @@ def _band(x: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDAr
 
 
 def plot_all(analysis: Analysis, folder: Path, settings: Settings | None = None) -> list[Path]:
-    """Write the small multiples (one file per country) and the heat map into ``folder``."""
+    """Write the small multiples (one file per country) and the heat map into ``folder``.
+
+    Writes nothing, and returns no paths, when there is no series to draw (every
+    incident held falls in the current week, which is not counted until it ends).
+    """
+    if not analysis.counts.keys:
+        return []
     folder.mkdir(parents=True, exist_ok=True)
     offices, names, totals = _totals(analysis)
     flagged = _flagged(analysis, settings)
