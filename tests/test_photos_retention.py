@@ -209,8 +209,12 @@ def test_the_link_prunes_files_and_refuses_chunks_of_what_it_pruned(
     preview, preview_chunks = _blob(9000, 7)
     full, full_chunks = _blob(40_000, 8)
     accepted = incident_with(net, [(preview, full)])
-    link.accepted([accepted])
     topic = "blo/chunk/kh/kh-blo-bavet"
+    # Before an accepted message describes it, a genuine chunk is refused, not kept.
+    assert link.on_message(topic, preview_chunks[0].encode())
+    assert link.stats["refused_unknown_blob"] == 1
+    assert link.store.used() == 0
+    link.accepted([accepted])
     for chunk in preview_chunks + full_chunks:
         assert link.on_message(topic, chunk.encode())
     files = [
