@@ -73,7 +73,7 @@ _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b
 
 def _heif_opener() -> bool:
     try:
-        from pillow_heif import register_heif_opener  # type: ignore[import-not-found]
+        from pillow_heif import register_heif_opener  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return False
     register_heif_opener()
