@@ -59,7 +59,9 @@ def archived_incidents(
     they were stored; one that no longer decodes is logged and skipped.
     """
     try:
-        con = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)
+        # A URI for read-only; as_uri needs an absolute path (blo-broker's --data is
+        # often relative).
+        con = sqlite3.connect(f"{db.absolute().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error as exc:
         log.warning("%s: incidents not read for their photos: %s", db, exc)
         return

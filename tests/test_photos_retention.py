@@ -258,9 +258,10 @@ def test_resume_registers_only_what_the_store_does_not_know(net: Net, tmp_path: 
 
 
 def test_the_archive_resumes_photos_of_incidents_it_stored_before_a_crash(
-    net: Net, tmp_path: Path
+    net: Net, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = tmp_path / "archive.sqlite3"
+    monkeypatch.chdir(tmp_path)
+    db = Path("archive.sqlite3")  # relative, as blo-broker's --data often is
     preview, _ = _blob(5000, 20)
     full, _ = _blob(20_000, 21)
     accepted = incident_with(net, [(preview, full)])
