@@ -216,6 +216,7 @@ class ChunkReason(StrEnum):
     BAD_PROOF = "bad_proof"  # its bytes or proof do not lead to the signed root
     UNKNOWN_BLOB = "unknown_blob"  # no accepted message described its blob (store.py)
     BAD_FILE = "bad_file"  # the whole file did not re-hash to the signed SHA-256 (store.py)
+    PRUNED = "pruned"  # its blob was dropped by the retention policy (store.py)
 
 
 @dataclass(frozen=True, slots=True)

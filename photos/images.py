@@ -73,7 +73,7 @@ _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b
 
 def _heif_opener() -> bool:
     try:
-        from pillow_heif import register_heif_opener  # type: ignore[import-not-found]
+        from pillow_heif import register_heif_opener  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return False
     register_heif_opener()
@@ -147,6 +147,12 @@ def _open(data: bytes, name: str) -> Image.Image:
         raise ImageTooLargeError("too many pixels to read safely", name) from None
     except UnidentifiedImageError:
         if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+            if _HAS_HEIF:  # its opener looked and gave up: not a missing package
+                raise CorruptImageError(
+                    "a HEIC/HEIF file that pillow-heif cannot decode (damaged, cut short, "
+                    "or an encoding it lacks); export the photo as JPEG",
+                    name,
+                ) from None
             raise UnsupportedImageError(
                 "a HEIC/HEIF photo, and pillow-heif is not installed: install it "
                 "(pip install 'blo-alert[heif]') or export the photo as JPEG",

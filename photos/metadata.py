@@ -140,5 +140,7 @@ def strip_metadata(data: bytes, fmt: str, name: str) -> bytes:
             data[a:b] for marker, a, b in segments if jpeg_label(data, marker, a, b) is None
         )
     raise UnsupportedImageError(
-        f"the original bytes of a {fmt} image cannot be kept; send it re-encoded", name
+        f"the original bytes of a {fmt} image cannot be kept (metadata is cut out of "
+        "JPEG and PNG only): send it without --keep-original, re-encoded as JPEG",
+        name,
     )

@@ -13,6 +13,11 @@ total. A blob that would go over either is refused then, with ``QuotaError``
 saying how much room is left, so a chunk is never refused half-way for lack of
 room. ``ensure_room`` lets a sender check before it publishes.
 
+``prune`` applies a ``Retention``: blobs whose newest describing message is older
+than the policy allows lose their chunks and their room; a small tombstone row
+stays, so a restart's resume or a redelivery of the same message does not fetch
+them again (a *new* message describing the same blob does).
+
 WAL mode and ``synchronous=FULL`` like the inbox and the outbox; one connection
 behind a lock, safe from several threads; ``BEGIN IMMEDIATE`` makes writes from
 several processes take turns. No clock is read: ``now`` is an argument. Chunks
@@ -23,10 +28,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +48,21 @@ from photos.chunks import (
 from photos.errors import BlobError, QuotaError, StoreError, UnknownBlobError
 from schemas.messages import Attachment, BlobRef
 
-__all__ = ["BlobStatus", "BlobStore", "Quotas", "Stored", "blob_refs"]
+__all__ = [
+    "ARCHIVE_RETENTION",
+    "TABLET_RETENTION",
+    "BlobStatus",
+    "BlobStore",
+    "Pruned",
+    "Quotas",
+    "Retention",
+    "Stored",
+    "blob_refs",
+    "retention_from",
+]
 
-# PRAGMA user_version of this layout.
-_LAYOUT = 1
+# PRAGMA user_version of this layout (2 added blobs.pruned; a layout 1 file is migrated).
+_LAYOUT = 2
 _MIB = 1024 * 1024
 
 _SCHEMA = """
@@ -61,7 +77,8 @@ CREATE TABLE IF NOT EXISTS blobs (
     registered INTEGER NOT NULL,
     held       INTEGER NOT NULL DEFAULT 0,
     complete   INTEGER,
-    failed     TEXT
+    failed     TEXT,
+    pruned     INTEGER
 );
 CREATE INDEX IF NOT EXISTS blobs_sha256 ON blobs(sha256);
 CREATE INDEX IF NOT EXISTS blobs_office ON blobs(office);
@@ -90,6 +107,67 @@ class Quotas:
 
 
 @dataclass(frozen=True, slots=True)
+class Retention:
+    """How long a store keeps blobs, counted from the newest accepted message that
+    described each (None: for ever, within the quotas). ``partial`` is how long a
+    blob still being fetched is waited for; after that its chunks go and it is no
+    longer asked for."""
+
+    complete: timedelta | None = timedelta(days=90)
+    partial: timedelta | None = timedelta(days=14)
+
+
+#: A tablet's photos: the archive keeps them longer, so a tablet frees its room.
+TABLET_RETENTION = Retention()
+#: The archive's: complete photos until an operator says otherwise (they are
+#: evidence), a transfer that never finished for a month.
+ARCHIVE_RETENTION = Retention(complete=None, partial=timedelta(days=30))
+
+
+def retention_from(env: Mapping[str, str], prefix: str, default: Retention) -> Retention:
+    """``default`` with ``PREFIX_KEEP_DAYS`` (complete blobs) and ``PREFIX_PARTIAL_DAYS``
+    (incomplete ones) from ``env`` applied: a number of days (decimals allowed) or
+    ``forever``. Raises ``StoreError`` naming the variable for any other value."""
+
+    def days(name: str, current: timedelta | None) -> timedelta | None:
+        text = env.get(f"{prefix}_{name}", "").strip()
+        if not text:
+            return current
+        if text.lower() == "forever":
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not 0 < value < 100_000:  # also refuses nan and inf
+            raise StoreError(
+                f"{prefix}_{name}={text!r}: give a number of days above 0, or 'forever'"
+            )
+        return timedelta(days=value)
+
+    return Retention(
+        complete=days("KEEP_DAYS", default.complete),
+        partial=days("PARTIAL_DAYS", default.partial),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What one ``prune`` removed: the blobs (their last state) and the bytes freed."""
+
+    blobs: tuple[BlobStatus, ...]
+    freed: int
+
+    @property
+    def complete(self) -> int:
+        return sum(1 for b in self.blobs if b.is_complete)
+
+    @property
+    def partial(self) -> int:
+        return len(self.blobs) - self.complete
+
+
+@dataclass(frozen=True, slots=True)
 class BlobStatus:
     """Where one blob stands: how many of its chunks are held, complete, or failed."""
 
@@ -99,10 +177,12 @@ class BlobStatus:
     chunks: int
     complete: datetime | None
     failed: str | None
+    #: When its chunks were dropped by the retention policy (None: not pruned).
+    pruned: datetime | None = None
 
     @property
     def is_complete(self) -> bool:
-        return self.complete is not None
+        return self.complete is not None and self.pruned is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +227,9 @@ class BlobStore:
             self._db.execute("PRAGMA synchronous=FULL")
             layout = self._db.execute("PRAGMA user_version").fetchone()[0]
             tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if tables and layout == 1:  # before retention: one column more, nothing pruned
+                self._db.execute("ALTER TABLE blobs ADD COLUMN pruned INTEGER")
+                layout = _LAYOUT
             if tables and layout != _LAYOUT:
                 raise StoreError(
                     f"{path} is a blob store of layout {layout}, this blo-alert reads "
@@ -200,14 +283,15 @@ class BlobStore:
     def used(self, office: str | None = None) -> int:
         """Bytes reserved by ``office``'s blobs, or by all blobs."""
         if office is None:
-            return int(self._read("SELECT coalesce(sum(size), 0) FROM blobs")[0][0])
-        sql = "SELECT coalesce(sum(size), 0) FROM blobs WHERE office = ?"
+            sql = "SELECT coalesce(sum(size), 0) FROM blobs WHERE pruned IS NULL"
+            return int(self._read(sql)[0][0])
+        sql = "SELECT coalesce(sum(size), 0) FROM blobs WHERE office = ? AND pruned IS NULL"
         return int(self._read(sql, (office,))[0][0])
 
     def _check_room(self, db: sqlite3.Connection, office: str, adding: int) -> None:
-        mine = db.execute("SELECT coalesce(sum(size), 0) FROM blobs WHERE office = ?", (office,))
-        used_office = int(mine.fetchone()[0])
-        used_total = int(db.execute("SELECT coalesce(sum(size), 0) FROM blobs").fetchone()[0])
+        held = "SELECT coalesce(sum(size), 0) FROM blobs WHERE pruned IS NULL"
+        used_office = int(db.execute(held + " AND office = ?", (office,)).fetchone()[0])
+        used_total = int(db.execute(held).fetchone()[0])
         if used_office + adding > self.quotas.per_office:
             raise QuotaError(
                 f"{self.path}: {_mib(adding)} of photos from {office} would go over its "
@@ -227,13 +311,24 @@ class BlobStore:
             self._check_room(db, office, self._new_bytes(db, refs))
 
     @staticmethod
-    def _new_bytes(db: sqlite3.Connection, refs: Sequence[BlobRef]) -> int:
+    def _new_bytes(
+        db: sqlite3.Connection, refs: Sequence[BlobRef], msg_id: bytes | None = None
+    ) -> int:
+        """Bytes ``refs`` would add: blobs not registered, and pruned blobs that a new
+        message (``msg_id`` not among their references) would bring back."""
         unique = {ref.merkle_root: ref for ref in refs}
-        held = {
-            row[0]
-            for root in unique
-            for row in db.execute("SELECT root FROM blobs WHERE root = ?", (root,))
-        }
+        held = set()
+        for root in unique:
+            row = db.execute("SELECT pruned FROM blobs WHERE root = ?", (root,)).fetchone()
+            if row is None:
+                continue
+            if row[0] is not None:
+                known = db.execute(
+                    "SELECT 1 FROM refs WHERE root = ? AND msg_id = ?", (root, msg_id)
+                ).fetchone()
+                if known is None:
+                    continue  # comes back: counts again
+            held.add(root)
         return sum(ref.size for root, ref in unique.items() if root not in held)
 
     # -- descriptions -----------------------------------------------------------------
@@ -243,8 +338,10 @@ class BlobStore:
     ) -> list[BlobStatus]:
         """Admit the blobs a signed, accepted message (``msg_id`` from ``office``)
         describes: all of them, or none if they would go over a quota (``QuotaError``).
-        A blob already registered just gains the reference. Raises ``BlobError`` if a
-        blob is described differently from how an earlier message described it."""
+        A blob already registered just gains the reference, and its retention counts
+        from ``now``. A pruned blob comes back (to be fetched again) only for a message
+        that did not describe it before. Raises ``BlobError`` if a blob is described
+        differently from how an earlier message described it."""
         with self._tx() as db:
             for ref in refs:
                 row = db.execute(
@@ -256,8 +353,22 @@ class BlobStore:
                         f"blob {ref.merkle_root.hex()[:16]} is described differently by "
                         f"message {msg_id.hex()} than before; keeping the first description"
                     )
-            self._check_room(db, office, self._new_bytes(db, refs))
+            self._check_room(db, office, self._new_bytes(db, refs, msg_id))
+            stamp = int(now.timestamp())
             for ref in refs:
+                fresh = (
+                    db.execute(
+                        "INSERT OR IGNORE INTO refs VALUES (?, ?)", (ref.merkle_root, msg_id)
+                    ).rowcount
+                    > 0
+                )
+                if fresh:  # a new message: the blob is wanted again, and from now
+                    db.execute(
+                        "UPDATE blobs SET registered = max(registered, ?), pruned = NULL,"
+                        " complete = CASE WHEN pruned IS NULL THEN complete END"
+                        " WHERE root = ?",
+                        (stamp, ref.merkle_root),
+                    )
                 db.execute(
                     "INSERT OR IGNORE INTO blobs (root, sha256, size, media_type, chunk_size,"
                     " n, office, registered) VALUES (?,?,?,?,?,?,?,?)",
@@ -269,11 +380,38 @@ class BlobStore:
                         ref.chunk_size,
                         chunk_count(ref.size, ref.chunk_size),
                         office,
-                        int(now.timestamp()),
+                        stamp,
                     ),
                 )
-                db.execute("INSERT OR IGNORE INTO refs VALUES (?, ?)", (ref.merkle_root, msg_id))
         return [self.status(ref.merkle_root) for ref in refs]
+
+    def described(self, msg_id: bytes) -> bool:
+        """True if ``msg_id``'s blobs were registered (pruned ones included)."""
+        return bool(self._read("SELECT 1 FROM refs WHERE msg_id = ? LIMIT 1", (msg_id,)))
+
+    def prune(self, retention: Retention, now: datetime) -> Pruned:
+        """Drop the chunks of blobs older than ``retention`` allows (complete and
+        incomplete ones by their own limits), freeing their quota; a tombstone row
+        keeps them from being fetched again for the same message."""
+        limits = ((retention.complete, "NOT NULL"), (retention.partial, "NULL"))
+        with self._tx() as db:
+            gone: list[BlobStatus] = []
+            for keep, complete in limits:
+                if keep is None:
+                    continue
+                cutoff = int((now - keep).timestamp())
+                rows = db.execute(
+                    self._STATUS + f" WHERE pruned IS NULL AND complete IS {complete}"
+                    " AND registered < ?",
+                    (cutoff,),
+                ).fetchall()
+                gone += [self._status(row) for row in rows]
+            stamp = int(now.timestamp())
+            for status in gone:
+                root = status.ref.merkle_root
+                db.execute("DELETE FROM chunks WHERE root = ?", (root,))
+                db.execute("UPDATE blobs SET held = 0, pruned = ? WHERE root = ?", (stamp, root))
+        return Pruned(tuple(gone), sum(s.ref.size for s in gone))
 
     def forget(self, msg_id: bytes) -> int:
         """Drop a message's references; blobs no message refers to any more are deleted
@@ -291,8 +429,8 @@ class BlobStore:
     # -- chunks -----------------------------------------------------------------------
 
     _STATUS = (
-        "SELECT root, sha256, size, media_type, chunk_size, office, held, n, complete, failed"
-        " FROM blobs"
+        "SELECT root, sha256, size, media_type, chunk_size, office, held, n, complete, failed,"
+        " pruned FROM blobs"
     )
 
     def _status(self, row: Sequence[Any]) -> BlobStatus:
@@ -303,6 +441,7 @@ class BlobStore:
             chunks=row[7],
             complete=_ts(row[8]),
             failed=row[9],
+            pruned=_ts(row[10]),
         )
 
     def put_chunk(self, chunk: Chunk, now: datetime) -> Stored | Refused:
@@ -316,6 +455,11 @@ class BlobStore:
                     f"no accepted message describes blob {chunk.root.hex()[:16]}",
                 )
             status = self._status(row)
+            if status.pruned is not None:
+                return Refused(
+                    ChunkReason.PRUNED,
+                    f"blob {chunk.root.hex()[:16]} was pruned on {status.pruned:%Y-%m-%d}",
+                )
             if status.failed is not None:
                 return Refused(ChunkReason.BAD_FILE, status.failed)
             checked = verify_chunk(chunk, status.ref)
@@ -373,7 +517,8 @@ class BlobStore:
     def find(self, sha256: bytes) -> BlobStatus | None:
         """A registered blob with this whole-file SHA-256, complete ones first."""
         rows = self._read(
-            self._STATUS + " WHERE sha256 = ? ORDER BY complete IS NULL, rowid", (sha256,)
+            self._STATUS + " WHERE sha256 = ? AND pruned IS NULL ORDER BY complete IS NULL, rowid",
+            (sha256,),
         )
         return self._status(rows[0]) if rows else None
 
@@ -386,7 +531,8 @@ class BlobStore:
     def missing(self) -> list[tuple[BlobStatus, NeedMap]]:
         """Every incomplete blob and what it needs, previews (smaller) first."""
         rows = self._read(
-            self._STATUS + " WHERE complete IS NULL AND failed IS NULL ORDER BY size, rowid"
+            self._STATUS
+            + " WHERE complete IS NULL AND failed IS NULL AND pruned IS NULL ORDER BY size, rowid"
         )
         return [(self._status(row), self.need(row[0])) for row in rows]
 
@@ -409,6 +555,11 @@ class BlobStore:
         """A complete blob's bytes, re-hashed on the way out. Raises ``BlobError`` if it
         is not complete, ``UnknownBlobError`` if it was never described."""
         status = self.status(root)
+        if status.pruned is not None:
+            raise BlobError(
+                f"blob {root.hex()[:16]} was pruned on {status.pruned:%Y-%m-%d} "
+                "(the retention policy); the archive keeps photos longer"
+            )
         if not status.is_complete:
             raise BlobError(
                 f"blob {root.hex()[:16]} has {status.held} of {status.chunks} chunks; "

@@ -145,6 +145,9 @@ class NodeClient:
         """
         self._lock.acquire()
         self._settle_receipts()
+        # Photos of incidents stored just before a crash, before they were registered.
+        held = self.inbox.messages((Kind.INCIDENT,))
+        self.photos.resume((m.sealed.header, m.body, m.received) for m in held)
         self.inbox.set_state(link="connecting", node=self.me, broker=f"{self.host}:{self.port}")
         self.client.connect_async(self.host, self.port, keepalive=30)
         self.client.loop_start()

@@ -9,7 +9,12 @@
 - ``on_message(topic, payload)`` for ``blo/chunk/...`` and ``blo/need/...``: a chunk
   is checked against the signed description and stored (``photos.store``), a need
   is queued for serving; returns False for other topics;
-- ``tick()`` from the ticker: asks for what is missing (``photos.transfer.Asking``);
+- ``resume(held)`` once at start, with the incidents the node already stored: the
+  photos of one stored just before a crash (before ``accepted`` registered them)
+  are registered and fetched, as the redelivery that would have done it is refused
+  as a duplicate (or, on amqtt, never comes);
+- ``tick()`` from the ticker: asks for what is missing (``photos.transfer.Asking``),
+  and hourly drops what the retention policy no longer keeps (``prune``);
 - a small pump thread publishes asked-for chunks with at most ``window`` of them
   unacknowledged by the broker, so a message queued meanwhile waits for a few
   chunks at most (8 KiB each), never for a whole photo.
@@ -20,7 +25,9 @@ show`` lists). A bad chunk or need is counted and logged, never raised.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -34,10 +41,20 @@ import paho.mqtt.client as mqtt
 
 from photos.chunks import MAX_CHUNK_FRAME, Chunk, Refused
 from photos.errors import PhotoError, StoreError, UnknownBlobError
-from photos.store import BlobStatus, BlobStore, blob_refs
+from photos.store import (
+    TABLET_RETENTION,
+    BlobStatus,
+    BlobStore,
+    Pruned,
+    Retention,
+    blob_refs,
+    retention_from,
+)
 from photos.transfer import Asking, Serving, check_source, decode_need, encode_need
 from schemas import Accepted, BloError, Kind, Role
+from schemas.base import WireModel
 from schemas.codec import unpack_model
+from schemas.envelope import Header
 from schemas.ids import country_of
 from schemas.messages import Attachment, BlobRef, Incident
 from schemas.topics import chunk_source, chunk_topic, need_asker, need_topic
@@ -57,6 +74,13 @@ __all__ = [
 BLOB_FILE = "blobs.sqlite3"
 
 log = logging.getLogger("blo.photos")
+
+#: The environment variables of a node's retention policy: BLO_PHOTOS_KEEP_DAYS and
+#: BLO_PHOTOS_PARTIAL_DAYS (days, or 'forever'; photos.store.retention_from).
+RETENTION_ENV = "BLO_PHOTOS"
+
+#: Seconds between two prunes by the ticker (the first comes at the first tick).
+PRUNE_EVERY = 3600.0
 
 #: Seconds a chunk just published is not published again for another need: longer
 #: than a need takes to cross, shorter than a receiver's patience before it asks again.
@@ -85,6 +109,7 @@ class PhotoLink:
         out: Path | None = None,
         window: int = 2,
         patience: float = 8.0,
+        retention: Retention = TABLET_RETENTION,
     ) -> None:
         self.me = me
         self.store = store
@@ -93,6 +118,8 @@ class PhotoLink:
         self.out = out
         self.window = window
         self.is_archive = is_archive
+        self.retention = retention
+        self._prune_at = 0.0  # monotonic: the first tick prunes
         self.asking = Asking(me, archive, patience)
         self.serving = Serving()
         self.stats: Counter[str] = Counter()
@@ -111,21 +138,71 @@ class PhotoLink:
         """Register the photos of newly accepted incidents (and ask for them at once)."""
         now = self.clock()
         for result in results:
-            if result.header.kind is not Kind.INCIDENT or not isinstance(result.body, Incident):
+            self._register(result.header, result.body, now)
+        self._wake.set()
+
+    def resume(self, held: Iterable[tuple[Header, WireModel, datetime]]) -> int:
+        """Register the photos of incidents this node stored earlier (``held``: each
+        header, body and when it was received) that its blob store does not know: an
+        incident committed just before a crash, whose photos ``accepted`` never saw.
+        Incidents older than the retention's ``partial`` limit are left alone (their
+        photos would be pruned at once). Returns how many incidents were resumed."""
+        now = self.clock()
+        oldest = None if self.retention.partial is None else now - self.retention.partial
+        resumed = 0
+        for header, body, received in held:
+            if oldest is not None and received < oldest:
                 continue
-            refs = [ref for a in result.body.attachments for ref in blob_refs(a)]
-            if not refs:
+            if not isinstance(body, Incident) or not any(blob_refs(a) for a in body.attachments):
                 continue
             try:
-                self.store.register(
-                    refs, office=result.header.sender, msg_id=result.header.msg_id, now=now
-                )
-            except PhotoError as exc:  # over quota, or described differently: said once
-                log.warning(
-                    "%s: photos of %s not kept: %s", self.me, result.header.msg_id.hex(), exc
-                )
-                self.stats["not_registered"] += 1
+                if self.store.described(header.msg_id):
+                    continue
+            except PhotoError as exc:
+                log.warning("%s: %s", self.me, exc)
+                return resumed
+            if self._register(header, body, now):
+                resumed += 1
+                log.info("%s: photos of %s resumed", self.me, header.msg_id.hex())
+        self.stats["resumed"] += resumed
         self._wake.set()
+        return resumed
+
+    def _register(self, header: Header, body: WireModel, now: datetime) -> bool:
+        if header.kind is not Kind.INCIDENT or not isinstance(body, Incident):
+            return False
+        refs = [ref for a in body.attachments for ref in blob_refs(a)]
+        if not refs:
+            return False
+        try:
+            self.store.register(refs, office=header.sender, msg_id=header.msg_id, now=now)
+        except PhotoError as exc:  # over quota, or described differently: said once
+            log.warning("%s: photos of %s not kept: %s", self.me, header.msg_id.hex(), exc)
+            self.stats["not_registered"] += 1
+            return False
+        return True
+
+    # -- retention -----------------------------------------------------------------------
+
+    def prune(self) -> Pruned:
+        """Drop what the retention policy no longer keeps: chunks (and their quota) in
+        the store, and the written files in ``DATA/photos/``."""
+        pruned = self.store.prune(self.retention, self.clock())
+        for status in pruned.blobs:
+            if self.out is None or self.store.find(status.ref.sha256) is not None:
+                continue  # no files, or the same bytes are still kept for another blob
+            with contextlib.suppress(FileNotFoundError):
+                photo_file(self.out, status).unlink()
+        if pruned.blobs:
+            self.stats["pruned"] += len(pruned.blobs)
+            log.info(
+                "%s: pruned %d complete and %d unfinished photo blob(s), %d bytes freed",
+                self.me,
+                pruned.complete,
+                pruned.partial,
+                pruned.freed,
+            )
+        return pruned
 
     # -- receiving -----------------------------------------------------------------------
 
@@ -230,6 +307,9 @@ class PhotoLink:
         old = time.monotonic() - 60
         self._served = {k: t for k, t in self._served.items() if t > old}  # stays small
         try:
+            if time.monotonic() >= self._prune_at:
+                self._prune_at = time.monotonic() + PRUNE_EVERY
+                self.prune()
             missing = self.store.missing()
         except PhotoError as exc:
             log.warning("%s: %s", self.me, exc)
@@ -306,7 +386,10 @@ def photo_link(
 ) -> PhotoLink:
     """The ``PhotoLink`` of node ``me`` with its data folder ``data``: the blob store is
     ``DATA/blobs.sqlite3`` (shared with ``blo-pub``), complete photos go to ``DATA/photos``.
-    Asks fall back to the archive of ``me``'s country, as the trust store names it."""
+    Asks fall back to the archive of ``me``'s country, as the trust store names it.
+    The retention policy is ``TABLET_RETENTION`` with ``BLO_PHOTOS_KEEP_DAYS`` and
+    ``BLO_PHOTOS_PARTIAL_DAYS`` applied (``StoreError`` for a bad value), unless
+    ``retention`` is given."""
 
     def role(node: str) -> Role | None:
         entry = trust.node(node)
@@ -314,6 +397,7 @@ def photo_link(
 
     keyset = trust.keyset(country_of(me))
     archives = [n.node for n in keyset.nodes if n.role is Role.ARCHIVE] if keyset else []
+    options.setdefault("retention", retention_from(os.environ, RETENTION_ENV, TABLET_RETENTION))
     return PhotoLink(
         me,
         BlobStore(data / BLOB_FILE),
@@ -349,6 +433,8 @@ def _blob_state(store: BlobStore | None, ref: BlobRef | None) -> tuple[str, bool
         status = store.status(ref.merkle_root)
     except UnknownBlobError:
         return "not registered (over quota?)", False
+    if status.pruned is not None:
+        return f"pruned {status.pruned:%Y-%m-%d} (retention; the archive keeps it)", False
     if status.failed is not None:
         return f"failed: {status.failed}", False
     if status.is_complete:

@@ -15,6 +15,7 @@ from PIL import Image, ImageCms
 from PIL.ExifTags import GPS, IFD, Base
 from PIL.TiffImagePlugin import IFDRational
 
+from photos import images
 from photos.errors import (
     CorruptImageError,
     ImageError,
@@ -335,7 +336,6 @@ def _huge_png() -> bytes:
     [
         (b"hello, not a photo", NotAnImageError, "not an image"),
         (_gif(), UnsupportedImageError, "GIF image; send JPEG or PNG"),
-        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00", UnsupportedImageError, "pillow-heif"),
         (camera_jpeg()[:3000], CorruptImageError, "damaged or cut short"),
         (_huge_png(), ImageTooLargeError, "megapixels"),
     ],
@@ -415,3 +415,76 @@ def test_damaged_photos_fail_only_with_typed_errors(data: st.DataObject) -> None
         return
     assert metadata_in(photo.full) == []
     assert metadata_in(photo.preview) == []
+
+
+# -- HEIC ------------------------------------------------------------------------------
+
+HEIC_STUB = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00"
+
+
+def camera_heic(image: Image.Image) -> bytes:
+    """A phone's HEIC: camera_jpeg's EXIF (serial, GPS, time, orientation 6), XMP, ICC."""
+    source = Image.open(io.BytesIO(camera_jpeg(image, orientation=6)))
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    out = io.BytesIO()
+    source.save(
+        out,
+        "HEIF",
+        quality=80,
+        exif=source.getexif().tobytes(),
+        icc_profile=profile,
+        xmp=f'<x:xmpmeta xmlns:x="adobe:ns:meta/">{SERIAL}</x:xmpmeta>'.encode(),
+    )
+    return out.getvalue()
+
+
+@pytest.mark.skipif(not images._HAS_HEIF, reason="pillow-heif is not installed")
+def test_a_heic_photo_end_to_end(tmp_path: Path) -> None:
+    landscape = _pixels(600, 450)  # small: x265 is slow
+    landscape.paste((255, 0, 0), (0, 0, 75, 450))  # a red band on the left
+    data = camera_heic(landscape)
+    # The control: a real HEIC, carrying everything that must not be sent.
+    assert data[4:12] == b"ftypheic"
+    assert SERIAL.encode() in data
+    assert {"exif", "xmp", "icc_profile"} <= set(Image.open(io.BytesIO(data)).info)
+    path = tmp_path / "IMG_0042.HEIC"
+    path.write_bytes(data)
+    photo = load_photo(path, incident_position=INCIDENT)
+    assert photo.position_source is PositionSource.EXIF
+    assert photo.position.lat == pytest.approx(BAVET.lat, abs=2e-6)
+    assert photo.position.lon == pytest.approx(BAVET.lon, abs=2e-6)
+    assert photo.taken == datetime(2026, 11, 28, 9, 41, 7, tzinfo=ICT)
+    # Sent as a clean JPEG, upright: orientation 6 turns the left band to the top.
+    assert photo.full_media_type == "image/jpeg"
+    assert metadata_in(photo.full) == []
+    assert metadata_in(photo.preview) == []
+    assert SERIAL.encode() not in photo.full + photo.preview
+    full = Image.open(io.BytesIO(photo.full))
+    assert full.format == "JPEG"
+    assert full.size == photo.size == (450, 600)
+    red, green, _ = full.getpixel((225, 20))
+    assert red > 200
+    assert green < 60
+    assert len(photo.preview) <= PREVIEW_MAX_BYTES
+    assert photo.attachment().media_type == "image/jpeg"
+    # Its own bytes cannot be kept: metadata is cut out of JPEG and PNG only.
+    with pytest.raises(UnsupportedImageError, match=r"HEIF image cannot be kept.*--keep-original"):
+        load_photo(path, incident_position=INCIDENT, keep_original=True)
+    # A damaged HEIC is called damaged, not "install pillow-heif".
+    with pytest.raises(CorruptImageError, match="pillow-heif cannot decode"):
+        prepare_photo(HEIC_STUB, incident_position=INCIDENT, name="IMG_0043.HEIC")
+
+
+def test_without_pillow_heif_a_heic_photo_is_refused_saying_what_to_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As on a tablet without the package: no HEIF opener in Pillow, none in images.py.
+    monkeypatch.setattr(Image, "ID", [f for f in Image.ID if f != "HEIF"])
+    monkeypatch.setattr(images, "_HAS_HEIF", False)
+    monkeypatch.setattr(images, "_FORMATS", {"JPEG": "image/jpeg", "PNG": "image/png"})
+    with pytest.raises(UnsupportedImageError) as caught:
+        prepare_photo(HEIC_STUB, incident_position=INCIDENT, name="/sdcard/DCIM/IMG_0042.HEIC")
+    assert str(caught.value) == (
+        "/sdcard/DCIM/IMG_0042.HEIC: a HEIC/HEIF photo, and pillow-heif is not installed: "
+        "install it (pip install 'blo-alert[heif]') or export the photo as JPEG"
+    )
