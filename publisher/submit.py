@@ -10,6 +10,7 @@ its photos registered in the blob store for the running ``blo-sub run`` to serve
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -134,6 +135,24 @@ def submit_document(
         except BloError:
             store.close()
             raise
+    msg_id = os.urandom(16)
+    size = 0
+    if store is not None and isinstance(draft.body, Incident):
+        # Photos first, then the incident: a crash between the two leaves photos that
+        # no incident names (retention prunes them), never an incident whose photos
+        # nobody holds (no receiver could ever complete it).
+        try:
+            keep_photos(
+                store,
+                photos,
+                draft.body.attachments,
+                office=bundle.node,
+                msg_id=msg_id,
+                now=now,
+            )
+        finally:
+            store.close()
+        size = sum(len(p.preview) + len(p.full) for p in photos)
     outbox = Outbox(folder / "outbox.sqlite3", bundle.signer())
     try:
         queued = outbox.submit(
@@ -141,23 +160,10 @@ def submit_document(
             draft.scope,
             issued=draft.issued,
             expires=draft.expires,
+            msg_id=msg_id,
             seal_for=recipients,
         )
     finally:
         outbox.close()
-    size = 0
-    if store is not None and isinstance(draft.body, Incident):
-        try:
-            keep_photos(
-                store,
-                photos,
-                draft.body.attachments,
-                office=bundle.node,
-                msg_id=queued.msg_id,
-                now=now,
-            )
-        finally:
-            store.close()
-        size = sum(len(p.preview) + len(p.full) for p in photos)
     sealed = tuple(r.node for r in recipients or ())
     return Submitted(draft, queued, size, sealed)

@@ -318,3 +318,37 @@ def test_submit_many_numbers_in_order_and_queues_all_or_none(
     assert outbox.counts() == (0, 3)
     assert outbox.submit(*receipts[2], issued=now, expires=later).seq == 4
     outbox.close()
+
+
+def test_photos_are_kept_before_their_incident_is_queued(
+    network: Network, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash between the two writes must not leave an incident whose photos nobody
+    holds: blo-pub stores the chunks first, under the id the incident will carry."""
+    import sqlite3
+
+    from publisher.outbox import Outbox
+
+    photo = tmp_path / "seizure.jpg"
+    Image.new("RGB", (640, 480), (90, 120, 60)).save(photo, "JPEG")
+
+    class Crash(Exception):
+        pass
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise Crash
+
+    monkeypatch.setattr(Outbox, "submit", crash)
+    args = ["incident", "--bundle", str(network.bundle("kh-blo-bavet")), "--data", str(tmp_path)]
+    args += ["--crime", "drug_trafficking", "--lat", "11.0791", "--lon", "106.1846"]
+    with pytest.raises(Crash):
+        main([*args, "--photo", str(photo)])
+    (blobs,) = tmp_path.rglob("blobs.sqlite3")
+    with sqlite3.connect(blobs) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    assert chunks > 0, tables  # the photo's chunks were kept before the queueing failed
+    monkeypatch.undo()
+    assert main([*args, "--photo", str(photo)]) == 0  # and a retry queues it
+    (incident,) = queued(tmp_path, network.bundle("kh-blo-bavet"))
+    assert isinstance(incident, Incident)
