@@ -40,10 +40,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import Fleet, broker, fleet  # noqa: E402
-from bench.sender import Sender  # noqa: E402
-from certs import EnrolmentBundle  # noqa: E402
-from schemas.envelope import Sealed  # noqa: E402
+import contextlib
+import itertools
+
+from bench.harness import Fleet, broker, fleet
+from bench.sender import Sender
+from certs import EnrolmentBundle
+from schemas.envelope import Sealed
 
 STAGES = (
     "publish",
@@ -120,10 +123,8 @@ class Relay:
             pass
         finally:
             for sock in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     sock.close()
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self.server.close()
@@ -196,7 +197,7 @@ def summarise(done: list[dict[str, int]]) -> dict[str, Any]:
     for marks in done:
         if any(s not in marks for s in STAGES):
             continue
-        for before, stage in zip(STAGES, STAGES[1:], strict=False):
+        for before, stage in itertools.pairwise(STAGES):
             steps[stage].append((marks[stage] - marks[before]) / 1e6)
         totals.append((marks["ack"] - marks["publish"]) / 1e6)
         # the end-to-end figure bench/run.py's fanout measures
