@@ -58,9 +58,10 @@ from schemas import (
     rules_for,
     trust_topic,
 )
+from schemas.access import is_trust_topic
 from schemas.trust import TrustRequest, encode_trust_request
 from subscriber.inbox import Inbox
-from subscriber.link import Incoming, guarded, node_client, relink, watch_link
+from subscriber.link import Incoming, guarded, keep_tls_session, node_client, relink, watch_link
 from subscriber.lock import FolderLock
 from subscriber.photos import photo_link
 from subscriber.receipts import RECEIPT_DAYS, settle
@@ -69,6 +70,10 @@ __all__ = ["NodeClient"]
 
 log = logging.getLogger("blo.sub")
 COMMIT_TRIES = 3  # a locked or busy inbox often clears within a second
+#: The trust request goes at a connect, but not more often than this: on a link cut
+#: every few seconds each answer (every pinned country's keyset and list) cost more
+#: bytes than the alerts. After a longer outage it goes at the first connect.
+TRUST_ASK_EVERY = 300.0
 
 
 class NodeClient:
@@ -122,6 +127,13 @@ class NodeClient:
         self._incoming: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
         self._link = 0  # counts connections: an ack is only valid on the link it came by
         self._committer: threading.Thread | None = None
+        # The read patterns the broker acknowledged (SUBACK) on this session, and the
+        # SUBSCRIBE waiting for its SUBACK: a kept session that holds them is not sent
+        # them again (each SUBSCRIBE also brings the retained trust messages again).
+        self._subscribed: tuple[str, ...] = ()
+        self._subscribing: tuple[int, tuple[str, ...]] | None = None
+        self._trust_asked = -TRUST_ASK_EVERY
+        self.tls_resumed = False  # whether the current link resumed the last TLS session
         # Set to run the ticker now (something was queued in the outbox), not at its tick.
         self._wake = threading.Event()
         # Checks a batch's signatures ahead of the committer (on another core:
@@ -136,6 +148,7 @@ class NodeClient:
         self.client.on_connect = guarded(self._on_connect, "on_connect", self._fault)
         self.client.on_disconnect = guarded(self._on_disconnect, "on_disconnect", self._fault)
         self.client.on_message = guarded(self._on_message, "on_message", self._fault)
+        self.client.on_subscribe = guarded(self._on_subscribe, "on_subscribe", self._fault)
         # Photos (subscriber/photos.py): chunk and need topics, the blob store, its pump.
         self.photos = photo_link(self.me, data, self.client, self.receiver.trust, clock)
 
@@ -262,25 +275,50 @@ class NodeClient:
         if entry is None or keyset is None:
             log.error("%s is not in its keyset: re-enrol this node", self.me)
             return
-        # Subscribe on every connect, kept session or not: a link cut before the
-        # SUBACK leaves a kept session without the subscription (seen under cuts).
-        for pattern in rules_for(entry, keyset.nodes).read:
-            client.subscribe(pattern, qos=1)
-        self._ask_trust()
+        resumed = self.tls_resumed = keep_tls_session(client)
+        # Subscribe on every connect, kept session or not, in one packet: a link cut
+        # before the SUBACK leaves a kept session without the subscription (seen under
+        # cuts), and amqtt's session take-over is not trusted to keep it. The trust
+        # patterns are the exception once the kept session acknowledged them: each
+        # SUBSCRIBE to them brings every retained keyset and list again (1-2 KB a
+        # reconnect on a metered link), and the trust request covers them (below).
+        patterns = tuple(rules_for(entry, keyset.nodes).read)
+        held = flags.session_present and self._subscribed == patterns
+        wanted = tuple(p for p in patterns if not (held and is_trust_topic(p)))
+        result, mid = client.subscribe([(pattern, 1) for pattern in wanted])
+        ok = result == mqtt.MQTT_ERR_SUCCESS and mid is not None
+        self._subscribing = (mid, patterns) if ok and mid is not None else None
+        if not held:
+            self._subscribed = ()
+        if time.monotonic() - self._trust_asked >= TRUST_ASK_EVERY:
+            self._trust_asked = time.monotonic()
+            self._ask_trust()
         self._link += 1
         self.link.up()
         self.connected.set()
         now = self.clock()
         self._set_state(link="up", last_contact=now.isoformat())
         log.info(
-            "%s connected to %s:%d (session %s)",
+            "%s connected to %s:%d (session %s, TLS %s)",
             self.me,
             self.host,
             self.port,
             "kept" if flags.session_present else "new",
+            "resumed" if resumed else "full handshake",
         )
         if not flags.session_present:
             self._catch_up()
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, codes: Any, p: Any
+    ) -> None:
+        """The broker acknowledged a SUBSCRIBE: its patterns are held if none was refused."""
+        waiting, self._subscribing = self._subscribing, None
+        if waiting is not None and waiting[0] == mid:
+            if not any(code.is_failure for code in codes):
+                self._subscribed = waiting[1]
+            else:
+                log.warning("%s: the broker refused a subscription: %s", self.me, codes)
 
     def _link_reason(self, why: str | None) -> None:
         """Keep why the link is not up (None: it is) for 'blo-sub status'."""
