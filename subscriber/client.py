@@ -74,6 +74,11 @@ COMMIT_TRIES = 3  # a locked or busy inbox often clears within a second
 #: every few seconds each answer (every pinned country's keyset and list) cost more
 #: bytes than the alerts. After a longer outage it goes at the first connect.
 TRUST_ASK_EVERY = 300.0
+#: While a link stays up the periodic catch-up's period doubles, up to this many times
+#: ``catch_up_every``; every connect starts it again at ``catch_up_every``. A lost tail
+#: comes from a cut or a broker that died, and both end the link; an idle tablet on a
+#: steady link asked every minute for nothing (most of its bytes a day).
+CATCH_UP_BACKOFF = 8
 
 
 class NodeClient:
@@ -105,6 +110,7 @@ class NodeClient:
         self.tick = tick
         self.catch_up_every = catch_up_every
         self._caught_up = 0.0
+        self._catch_up_period = catch_up_every
         self._lock = FolderLock(data / "link.lock", f"blo-sub run for {self.me}")
         self.inbox = Inbox(data / "inbox.sqlite3")
         self.outbox = Outbox(data / "outbox.sqlite3", bundle.signer())
@@ -294,6 +300,7 @@ class NodeClient:
             self._trust_asked = time.monotonic()
             self._ask_trust()
         self._link += 1
+        self._catch_up_period = self.catch_up_every
         self.link.up()
         self.connected.set()
         now = self.clock()
@@ -554,7 +561,8 @@ class NodeClient:
     def _catch_up(self) -> None:
         """Ask the archive for everything after the newest held, per sender.
 
-        Sent on every connect and every ``catch_up_every`` seconds: sequence gaps
+        Sent on a connect with a new session and every ``catch_up_every`` seconds, the
+        period doubling while the link stays up (``CATCH_UP_BACKOFF``): sequence gaps
         show a lost message only once a later one arrives; this also finds a
         lost tail. The archive answers with nothing when nothing is newer.
         """
@@ -587,8 +595,11 @@ class NodeClient:
                     self.receiver.gaps(now, self.gap_grace)
                 ).items():
                     self._ask(sender, epoch, first, last)
-                if time.monotonic() - self._caught_up >= self.catch_up_every:
+                if time.monotonic() - self._caught_up >= self._catch_up_period:
                     self._catch_up()
+                    self._catch_up_period = min(
+                        2 * self._catch_up_period, CATCH_UP_BACKOFF * self.catch_up_every
+                    )
                 if time.monotonic() - self._state_written < 2.0:
                     continue
                 self._state_written = time.monotonic()

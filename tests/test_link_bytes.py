@@ -4,6 +4,7 @@ delivery goes on (issue 15, bytes on the link)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +64,41 @@ def test_a_reconnect_resumes_tls_and_resends_nothing_the_session_holds(
     finally:
         group.stop_all()
         proxy.stop()
+
+
+def test_the_periodic_catch_up_backs_off_while_the_link_stays_up(
+    broker: BrokerHandle, tmp_path: Path
+) -> None:
+    from datetime import timedelta
+
+    from certs import EnrolmentBundle
+    from subscriber import NodeClient
+    from subscriber.client import CATCH_UP_BACKOFF
+
+    tablet = NodeClient(
+        EnrolmentBundle.load(broker.network.bundle("kh-blo-bavet")),
+        "127.0.0.1",
+        broker.port,
+        tmp_path / "tablet",
+        tick=0.05,
+        catch_up_every=0.25,
+        gap_grace=timedelta(seconds=30),
+    )
+    rounds: list[float] = []
+    catch_up = tablet._catch_up
+
+    def counted() -> None:
+        rounds.append(time.monotonic())
+        catch_up()
+
+    tablet._catch_up = counted  # type: ignore[method-assign]
+    tablet.start()
+    try:
+        assert tablet.connected.wait(10)
+        time.sleep(4.0)
+    finally:
+        tablet.stop()
+    # Every 0.25 s that is about 16 rounds; doubling from 0.25 s (0.5, 1, 2, then 2 s
+    # each at CATCH_UP_BACKOFF = 8): about 5 or 6.
+    assert CATCH_UP_BACKOFF == 8
+    assert 3 <= len(rounds) <= 8, rounds  # positive control: it does go on
