@@ -111,6 +111,7 @@ class NodeClient:
         self.catch_up_every = catch_up_every
         self._caught_up = 0.0
         self._catch_up_period = catch_up_every
+        self._catch_ups_on_link = 0  # periodic catch-ups since the last connect
         self._lock = FolderLock(data / "link.lock", f"blo-sub run for {self.me}")
         self.inbox = Inbox(data / "inbox.sqlite3")
         self.outbox = Outbox(data / "outbox.sqlite3", bundle.signer())
@@ -301,6 +302,7 @@ class NodeClient:
             self._ask_trust()
         self._link += 1
         self._catch_up_period = self.catch_up_every
+        self._catch_ups_on_link = 0
         self.link.up()
         self.connected.set()
         now = self.clock()
@@ -597,9 +599,13 @@ class NodeClient:
                     self._ask(sender, epoch, first, last)
                 if time.monotonic() - self._caught_up >= self._catch_up_period:
                     self._catch_up()
-                    self._catch_up_period = min(
-                        2 * self._catch_up_period, CATCH_UP_BACKOFF * self.catch_up_every
-                    )
+                    # The first two at the full rate: what a connect brought back
+                    # (amqtt dropped what was in flight) is asked for again soon.
+                    self._catch_ups_on_link += 1
+                    if self._catch_ups_on_link > 2:
+                        self._catch_up_period = min(
+                            2 * self._catch_up_period, CATCH_UP_BACKOFF * self.catch_up_every
+                        )
                 if time.monotonic() - self._state_written < 2.0:
                     continue
                 self._state_written = time.monotonic()
