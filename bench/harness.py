@@ -26,6 +26,7 @@ from schemas import Role, TrustStore
 ROOT = Path(__file__).resolve().parents[1]
 HQ = "kh-nacd"
 COORDINATOR = "kh-rc"
+ARCHIVE = "kh-archive"
 #: A keyset holds at most 2,000 nodes: a larger fleet is spread over countries,
 #: as on a regional hub that carries several countries' offices.
 PER_COUNTRY = 1500
@@ -72,6 +73,7 @@ def fleet(root: Path, tablets: int, *, bundled: int = 74) -> Fleet:
         specs = [NodeSpec(n, Role.BLO, (f"{cc}-border",)) for n in names if n[:2] == cc]
         if cc == "kh":
             specs.append(NodeSpec(COORDINATOR, Role.REGIONAL))
+            specs.append(NodeSpec(ARCHIVE, Role.ARCHIVE))
         pki.issue_many(specs, now, bundles=False)
         made.pkis[cc] = pki.dir
     kh = Pki(made.kh)
@@ -79,7 +81,7 @@ def fleet(root: Path, tablets: int, *, bundled: int = 74) -> Fleet:
         if cc != "kh":
             kh.import_root(folder)
     kh.server("broker", ["localhost", "127.0.0.1"], now)
-    for node in [HQ, COORDINATOR, *(n for n in names[:bundled] if n[:2] == "kh")]:
+    for node in [HQ, COORDINATOR, ARCHIVE, *(n for n in names[:bundled] if n[:2] == "kh")]:
         kh.write_bundle(node)
     cas = [folder / "root" / "ca.crt" for folder in made.pkis.values()]
     (root / "cas.pem").write_text("".join(p.read_text() for p in cas))
@@ -106,23 +108,29 @@ def peak_rss_mib(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def broker(kind: str, made: Fleet, folder: Path) -> Iterator[BrokerRun]:
-    """Start the broker under test on a free loopback port; stop it afterwards."""
+def broker(kind: str, made: Fleet, folder: Path, *, archive: bool = False) -> Iterator[BrokerRun]:
+    """Start the broker under test on a free loopback port; stop it afterwards.
+
+    With ``archive``, the archive runs too (beside the embedded broker, as
+    ``blo-broker run`` does; as its own process for Mosquitto)."""
     folder.mkdir(parents=True, exist_ok=True)
     if kind == "mosquitto":
         process = MosquittoProcess(made.kh, folder / "mosquitto", free_port())
         process.start()
         assert process.proc is not None
+        beside = _archive(made, process.port, folder) if archive else None
         try:
             yield BrokerRun(kind, process.port, process.proc.pid)
         finally:
+            if beside is not None:
+                stop_process(beside)
             process.stop()
         return
     port = free_port()
     log = folder / "blo-broker.log"
     cmd = [sys.executable, "-m", "broker.cli", "run", "-p", str(port), "--pki", str(made.kh)]
     cmd += [
-        "--no-archive",
+        *([] if archive else ["--no-archive"]),
         "--data",
         str(folder),
         *(["-v"] if os.environ.get("BENCH_BROKER_VERBOSE") else []),
@@ -138,6 +146,15 @@ def broker(kind: str, made: Fleet, folder: Path) -> Iterator[BrokerRun]:
         yield BrokerRun(kind, port, proc.pid)
     finally:
         stop_process(proc)
+
+
+def _archive(made: Fleet, port: int, folder: Path) -> subprocess.Popen[bytes]:
+    """``blo-broker archive`` connected to the broker on ``port``."""
+    cmd = [sys.executable, "-m", "broker.cli", "archive", "--bundle", str(made.bundle(ARCHIVE))]
+    cmd += ["-h", "127.0.0.1", "-p", str(port), "--data", str(folder / "archive")]
+    cmd += ["--pki", str(made.kh)]
+    with (folder / "archive.log").open("ab") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=out, cwd=ROOT, env=_env())
 
 
 def stop_process(proc: subprocess.Popen[bytes], grace: float = 20.0) -> None:

@@ -2,7 +2,8 @@
 
     python bench/run.py [--quick] [--json FILE] [--brokers amqtt,mosquitto] [NAME ...]
 
-NAME is any of size, fanout, receive, catchup, scale, memory, trends, photo, web (default: all).
+NAME is any of size, fanout, receive, catchup, scale, memory, trends, photo, web, link
+(default: all).
 Each figure is a ratio (or a count) measured in one run, because absolute
 timings on a shared 2-core machine are noisy; each table gives the median of
 the rounds and their spread. ``--quick`` runs tiny sizes (the smoke test).
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console
 from rich.table import Table
 
-from bench import fanout, memory, scale
+from bench import fanout, link, memory, scale
 from bench import photo as photo_bench
 from bench import size as size_bench
 from bench import trends as trends_bench
@@ -36,7 +37,18 @@ from bench import web as web_bench
 from bench.harness import Fleet, broker, fleet, spread
 from broker import mosquitto_binary
 
-NAMES = ["size", "fanout", "receive", "catchup", "scale", "memory", "trends", "photo", "web"]
+NAMES = [
+    "size",
+    "fanout",
+    "receive",
+    "catchup",
+    "scale",
+    "memory",
+    "trends",
+    "photo",
+    "web",
+    "link",
+]
 MODES = ("raw", "project")
 
 
@@ -51,6 +63,15 @@ class Plan:
         self.seconds = 1.0 if quick else 10.0
         # A rate 74 tablet pipelines sharing this machine's 2 cores keep up with.
         self.sustained_rate = 10.0
+        # The delivery rate at which the backlog stays flat: rates tried in turn (each
+        # round ``flat_seconds`` long) until one is not kept up with.
+        self.flat_rates = [10.0, 20.0] if quick else [10.0, 20.0, 40.0, 80.0, 160.0]
+        self.flat_seconds = 2.0 if quick else 6.0
+        # link: alerts at a rate through a link cut every ~3 s; an idle tablet for a while.
+        self.link_alerts = 30 if quick else 150
+        self.link_rate = 5.0
+        self.link_life = 3.0
+        self.idle_seconds = 8.0 if quick else 65.0  # covers the minute's catch-up request
         self.receive_count = 200 if quick else 3000
         self.catchup_count = 100 if quick else 1000
         self.scale_steps = {
@@ -160,32 +181,75 @@ def _fanout_at(
     }
 
 
+#: A fan-out round is kept up with if nothing is lost and 99% of deliveries are
+#: committed within this long of their send: a backlog that grows for a round's
+#: seconds pushes its last deliveries past it.
+FLAT_P99_MS = 1000.0
+
+
+def _flat_rate(plan: Plan, made: Fleet, work: Path, kind: str, mode: str) -> dict[str, Any]:
+    """The highest of ``plan.flat_rates`` at which ``mode``'s fleet keeps up (0 if none)."""
+    best, tried = 0.0, []
+    for rate in plan.flat_rates:
+        got = fanout.fanout_round(
+            kind,
+            mode,
+            made,
+            work / f"flat-{kind}-{mode}-{rate:g}",
+            tablets=plan.tablets,
+            rate=rate,
+            seconds=plan.flat_seconds,
+        )
+        flat = got["lost"] == 0 and got["p99_ms"] <= FLAT_P99_MS
+        tried.append({"rate": rate, "flat": flat, **got})
+        if not flat:
+            break
+        best = rate
+    return {"rate": best, "tried": tried}
+
+
 def bench_fanout(console: Console, plan: Plan, made: Fleet, work: Path, brokers: list[str]) -> Any:
-    """At the agreed rate, then at one this machine's CPUs can keep up with (side by side)."""
+    """Latency at a rate the tablets keep up with; and the delivery rate at which the
+    backlog stays flat, ours against raw paho's (side by side)."""
     results: dict[str, Any] = {}
     table = Table(
-        title=f"fanout: HQ -> {plan.tablets} tablets, QoS 1, {plan.seconds:g} s a round; "
-        "latency ms (median of rounds [spread])"
+        title=f"fanout: HQ -> {plan.tablets} tablets, QoS 1, {plan.sustained_rate:g} alerts/s "
+        f"for {plan.seconds:g} s a round; latency ms (median of rounds [spread])"
     )
-    for column in ("broker", "alerts/s", "path", "p50 ms", "p99 ms", "lost", "p99 ratio"):
+    for column in ("broker", "path", "p50 ms", "p99 ms", "lost", "p99 ratio"):
         table.add_column(column, justify="right" if column not in ("broker", "path") else "left")
+    flat_table = Table(
+        title=f"fanout: the delivery rate at which the backlog stays flat ({plan.tablets} "
+        f"tablets sharing this machine; 0 lost, p99 <= {FLAT_P99_MS:g} ms; rates tried "
+        f"{', '.join(f'{r:g}' for r in plan.flat_rates)} alerts/s)"
+    )
+    for column in ("broker", "ours alerts/s", "raw alerts/s", "ratio"):
+        flat_table.add_column(column)
     for kind in brokers:
-        agreed = _fanout_at(plan, made, work, kind, plan.rate, plan.fanout_rounds)
-        sustained = _fanout_at(plan, made, work, kind, plan.sustained_rate, 1)
-        for figures, goal in ((agreed, True), (sustained, False)):
-            for mode in MODES:
-                p50, p99, lost = figures["cells"][mode]
-                last = ""
-                if mode == "project":
-                    last = f"{figures['p99_ratio']:.2f}"
-                    last += (
-                        f" {_verdict(figures['p99_ratio'] <= 1.5)} (goal <= 1.5)" if goal else ""
-                    )
-                rate = f"{figures['rate']:g}"
-                table.add_row(kind, rate, mode, p50, p99, str(lost), last)
-            del figures["cells"]
-        results[kind] = {**agreed, "sustained": sustained}
+        sustained = _fanout_at(plan, made, work, kind, plan.sustained_rate, plan.fanout_rounds)
+        for mode in MODES:
+            p50, p99, lost = sustained["cells"][mode]
+            last = ""
+            if mode == "project":
+                ratio = sustained["p99_ratio"]
+                last = f"{ratio:.2f} {_verdict(ratio <= 1.5)} (goal <= 1.5)"
+            table.add_row(kind, mode, p50, p99, str(lost), last)
+        del sustained["cells"]
+        flat = {mode: _flat_rate(plan, made, work, kind, mode) for mode in MODES}
+        ours, raw = flat["project"]["rate"], flat["raw"]["rate"]
+        top = " (highest tried)" if raw == plan.flat_rates[-1] else ""
+        flat_table.add_row(
+            kind, f"{ours:g}", f"{raw:g}{top}", f"{ours / raw:.2f}" if raw else "n/a"
+        )
+        results[kind] = {
+            **sustained,
+            "flat_rate": ours,
+            "raw_flat_rate": raw,
+            "flat_ratio": ours / raw if raw else float("nan"),
+            "flat": flat,
+        }
     console.print(table)
+    console.print(flat_table)
     return results
 
 
@@ -321,8 +385,9 @@ def bench_memory(
     # The embedded broker with every tablet connected, during a fan-out the tablets
     # keep up with; and its peak under the agreed rate, where messages pile up in it.
     if "amqtt" in done.get("fanout", {}):
-        broker_mib = done["fanout"]["amqtt"]["sustained"]["broker_mib"]
-        overload_mib = done["fanout"]["amqtt"]["broker_mib"]
+        broker_mib = done["fanout"]["amqtt"]["broker_mib"]
+        tried = done["fanout"]["amqtt"]["flat"]["project"]["tried"]
+        overload_mib = max(t["broker_mib"] for t in tried)
     else:
         broker_mib = fanout.fanout_round(
             "amqtt",
@@ -339,7 +404,7 @@ def bench_memory(
         f"{plan.sustained_rate:g} alerts/s: {broker_mib:.1f} MiB peak (goal <= 60) "
         f"{_verdict(broker_mib <= 60)}"
         + (
-            f"; at {plan.rate:g} alerts/s: {overload_mib:.1f} MiB"
+            f"; highest during the flat-rate search: {overload_mib:.1f} MiB"
             if not math.isnan(overload_mib)
             else ""
         )
@@ -347,7 +412,7 @@ def bench_memory(
     return {
         "tablet_mib": tablet,
         "broker_mib": broker_mib,
-        "broker_mib_at_agreed_rate": overload_mib,
+        "broker_mib_flat_search": overload_mib,
         "rounds": runs,
     }
 
@@ -398,6 +463,101 @@ def bench_photo(console: Console, plan: Plan, made: Fleet, work: Path, brokers: 
         )
     console.print(table)
     return results
+
+
+def bench_link(console: Console, plan: Plan, made: Fleet, work: Path, brokers: list[str]) -> Any:
+    """Bytes on a tablet's metered link: per delivered alert with cuts, and idle a day."""
+    results: dict[str, Any] = {}
+    table = Table(
+        title=f"link: one tablet through the fault proxy; {plan.link_alerts} alerts at "
+        f"{plan.link_rate:g}/s, cut every ~{plan.link_life:g} s; every byte both ways"
+    )
+    for column in (
+        "broker",
+        "bytes/alert",
+        "/ alert + receipt envelopes (goal <= 1.5)",
+        "/ alert envelope",
+        "links",
+        "dups",
+        "idle KB/day",
+    ):
+        table.add_column(column)
+    for kind in brokers:
+        cut = link.bytes_round(
+            kind,
+            made,
+            work / f"link-{kind}",
+            alerts=plan.link_alerts,
+            rate=plan.link_rate,
+            mean_life=plan.link_life,
+        )
+        idle = link.idle_round(kind, made, work / f"idle-{kind}", seconds=plan.idle_seconds)
+        ratio = cut["bytes_per_alert_ratio"]
+        table.add_row(
+            kind,
+            f"{cut['bytes_per_alert']:,.0f}",
+            f"{ratio:.2f} {_verdict(ratio <= 1.5)}",
+            f"{cut['bytes_per_alert_alert_only_ratio']:.2f}",
+            str(cut["connections"]),
+            str(cut["duplicates"]),
+            f"{idle['kb_per_day']:,.0f}",
+        )
+        results[kind] = {**cut, "idle_kb_per_day": idle["kb_per_day"], "idle": idle}
+    console.print(table)
+    return results
+
+
+def summary(console: Console, out: dict[str, Any], brokers: list[str]) -> dict[str, Any]:
+    """The issue's goals side by side, from this run's figures."""
+    rows: list[tuple[str, str, Callable[[dict[str, Any], str], float], Callable[[float], bool]]]
+    rows = [
+        (
+            "fanout p99 ratio at the sustained rate",
+            "<= 1.5",
+            lambda o, k: o["fanout"][k]["p99_ratio"],
+            lambda v: v <= 1.5,
+        ),
+        (
+            "flat-backlog rate, ours / raw (alerts/s)",
+            "",
+            lambda o, k: o["fanout"][k]["flat_ratio"],
+            lambda v: True,
+        ),
+        ("receive ratio", ">= 0.6", lambda o, k: o["receive"][k]["ratio"], lambda v: v >= 0.6),
+        ("catch-up ratio", "<= 1.5", lambda o, k: o["catchup"][k]["ratio"], lambda v: v <= 1.5),
+        (
+            "tablet MiB (blo-sub run, 1,000 caught up)",
+            "<= 40",
+            lambda o, k: o["memory"]["tablet_mib"],
+            lambda v: v <= 40,
+        ),
+        (
+            "link bytes / envelope bytes, cuts every ~3 s",
+            "<= 1.5",
+            lambda o, k: o["link"][k]["bytes_per_alert_ratio"],
+            lambda v: v <= 1.5,
+        ),
+        ("idle tablet KB/day", "", lambda o, k: o["link"][k]["idle_kb_per_day"], lambda v: True),
+    ]
+    table = Table(title="issue 15: the goals side by side (this run)")
+    table.add_column("figure")
+    for kind in brokers:
+        table.add_column(kind, justify="right")
+    table.add_column("goal")
+    figures: dict[str, Any] = {}
+    for name, goal, get, ok in rows:
+        cells = []
+        for kind in brokers:
+            try:
+                value = get(out, kind)
+            except KeyError:
+                cells.append("-")
+                continue
+            figures.setdefault(kind, {})[name] = value
+            cells.append(f"{value:,.2f} " + (_verdict(ok(value)) if goal else ""))
+        table.add_row(name, *cells, goal)
+    console.print(table)
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -453,6 +613,7 @@ def main(argv: list[str] | None = None) -> int:
                 out[name] = bench_memory(console, plan, made, work, brokers, out)
             else:
                 out[name] = globals()[f"bench_{name}"](console, plan, made, work, brokers)
+    out["goals"] = summary(console, out, brokers)
     out["seconds"] = time.monotonic() - started
     console.print(f"versions: {out['versions']}; {out['seconds']:.0f} s in all")
     if args.json:

@@ -19,10 +19,9 @@ import mimetypes
 import tomllib
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from photos.chunks import Refused, split
-from photos.images import PreparedPhoto, load_photo
 from photos.store import BlobStore, blob_refs
 from publisher.errors import ComposeError
 from schemas import (
@@ -45,6 +44,9 @@ from schemas import (
     topics_for,
 )
 from schemas.messages import Attachment, Position
+
+if TYPE_CHECKING:
+    from photos.images import PreparedPhoto
 
 __all__ = [
     "attachment",
@@ -136,6 +138,10 @@ def prepare_photos(
             "an incident with --photo needs its position (--lat/--lon): a photo without "
             "GPS takes it, and the map is drawn round it"
         )
+    # Pillow loads here, not with the package: a running tablet imports publisher for
+    # its outbox and never composes a photo (issue 15, footprint).
+    from photos.images import load_photo
+
     where = Position(
         lat=float(position["lat"]),
         lon=float(position["lon"]),

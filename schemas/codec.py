@@ -127,6 +127,8 @@ def _model_codec(cls: type[BaseModel]) -> tuple[_Enc, _Dec]:
         for _, info in fields
     ]
     required = max((i + 1 for i, (_, f) in enumerate(fields) if f.is_required()), default=0)
+    decoders = [codec[1] for codec in codecs]
+    validate = cls.__pydantic_validator__.validate_python
 
     def enc(model: BaseModel) -> list[Any]:
         values = [getattr(model, name) for name in names]
@@ -142,12 +144,11 @@ def _model_codec(cls: type[BaseModel]) -> tuple[_Enc, _Dec]:
             raise DecodeError(
                 f"{cls.__name__} needs {required} to {len(names)} fields, got {len(value)}", path
             )
-        data = {
-            names[i]: codecs[i][1](item, f"{path}.{names[i]}" if path else names[i])
-            for i, item in enumerate(value)
-        }
+        prefix = f"{path}." if path else ""
+        data = {names[i]: decoders[i](item, prefix + names[i]) for i, item in enumerate(value)}
         try:
-            return cls.model_validate(data)
+            # The validator itself: ``model_validate`` only wraps it (a call per model).
+            return validate(data)  # type: ignore[no-any-return]
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
@@ -238,15 +239,23 @@ def _pairs(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
 
 
 def _check_depth(obj: Any) -> None:
-    stack = [(obj, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise DecodeError(f"nesting deeper than {MAX_DEPTH}")
-        if type(node) is tuple:
-            stack.extend((child, depth + 1) for child in node)
-        elif type(node) is dict:
-            stack.extend((child, depth + 1) for child in node.values())
+    """Refuse anything nested deeper than ``MAX_DEPTH`` (the top object is at depth 1).
+
+    Level by level, and only containers go to the next level: the leaves (most
+    of a message) are looked at once, not pushed and popped one by one.
+    """
+    level = [obj]
+    depth = 1
+    while level:
+        below: list[Any] = []
+        for node in level:
+            kind = type(node)
+            children = node if kind is tuple else node.values() if kind is dict else ()
+            if children and depth >= MAX_DEPTH:
+                raise DecodeError(f"nesting deeper than {MAX_DEPTH}")
+            below += [c for c in children if type(c) is tuple or type(c) is dict]
+        level = below
+        depth += 1
 
 
 def unpack_strict(data: bytes, *, max_len: int) -> Any:

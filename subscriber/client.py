@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import sqlite3
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,9 +60,10 @@ from schemas import (
     rules_for,
     trust_topic,
 )
+from schemas.access import is_trust_topic
 from schemas.trust import TrustRequest, encode_trust_request
 from subscriber.inbox import Inbox
-from subscriber.link import Incoming, guarded, node_client, relink, watch_link
+from subscriber.link import Incoming, guarded, keep_tls_session, node_client, relink, watch_link
 from subscriber.lock import FolderLock
 from subscriber.photos import photo_link
 from subscriber.receipts import RECEIPT_DAYS, settle
@@ -69,6 +72,15 @@ __all__ = ["NodeClient"]
 
 log = logging.getLogger("blo.sub")
 COMMIT_TRIES = 3  # a locked or busy inbox often clears within a second
+#: The trust request goes at a connect, but not more often than this: on a link cut
+#: every few seconds each answer (every pinned country's keyset and list) cost more
+#: bytes than the alerts. After a longer outage it goes at the first connect.
+TRUST_ASK_EVERY = 300.0
+#: While a link stays up the periodic catch-up's period doubles, up to this many times
+#: ``catch_up_every``; every connect starts it again at ``catch_up_every``. A lost tail
+#: comes from a cut or a broker that died, and both end the link; an idle tablet on a
+#: steady link asked every minute for nothing (most of its bytes a day).
+CATCH_UP_BACKOFF = 8
 
 
 class NodeClient:
@@ -100,6 +112,8 @@ class NodeClient:
         self.tick = tick
         self.catch_up_every = catch_up_every
         self._caught_up = 0.0
+        self._catch_up_period = catch_up_every
+        self._catch_ups_on_link = 0  # periodic catch-ups since the last connect
         self._lock = FolderLock(data / "link.lock", f"blo-sub run for {self.me}")
         opener = bundle.opener()  # the node's encryption keys: sealed messages open here
         self.inbox = Inbox(data / "inbox.sqlite3", opener=opener)
@@ -123,6 +137,18 @@ class NodeClient:
         self._incoming: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
         self._link = 0  # counts connections: an ack is only valid on the link it came by
         self._committer: threading.Thread | None = None
+        # The read patterns the broker acknowledged (SUBACK) on this session, and the
+        # SUBSCRIBE waiting for its SUBACK: a kept session that holds them is not sent
+        # them again (each SUBSCRIBE also brings the retained trust messages again).
+        self._subscribed: tuple[str, ...] = ()
+        self._subscribing: tuple[int, tuple[str, ...]] | None = None
+        self._trust_asked = -TRUST_ASK_EVERY
+        self.tls_resumed = False  # whether the current link resumed the last TLS session
+        # Set to run the ticker now (something was queued in the outbox), not at its tick.
+        self._wake = threading.Event()
+        # Checks a batch's signatures ahead of the committer (on another core:
+        # cryptography releases the GIL); made at the first batch of two or more.
+        self._verify_pool: ThreadPoolExecutor | None = None
         self.faults = 0  # unexpected exceptions survived; the last one is in ``last_fault``
         self.last_fault = ""
         self.client = node_client(bundle)
@@ -132,6 +158,7 @@ class NodeClient:
         self.client.on_connect = guarded(self._on_connect, "on_connect", self._fault)
         self.client.on_disconnect = guarded(self._on_disconnect, "on_disconnect", self._fault)
         self.client.on_message = guarded(self._on_message, "on_message", self._fault)
+        self.client.on_subscribe = guarded(self._on_subscribe, "on_subscribe", self._fault)
         # Photos (subscriber/photos.py): chunk and need topics, the blob store, its pump.
         self.photos = photo_link(self.me, data, self.client, self.receiver.trust, clock)
 
@@ -163,9 +190,12 @@ class NodeClient:
     def stop(self) -> None:
         """Disconnect cleanly; everything unsent stays in the outbox."""
         self._stop.set()
+        self._wake.set()
         for thread in (self._ticker, self._committer):
             if thread:
                 thread.join(5)
+        if self._verify_pool is not None:
+            self._verify_pool.shutdown(wait=True)
         self.client.disconnect()
         self.client.loop_stop()
         self.inbox.set_state(link="stopped")
@@ -215,6 +245,7 @@ class NodeClient:
         queued = self.outbox.submit(
             body, scope, issued=now, expires=now + timedelta(days=days), seal_for=recipients
         )
+        self._wake.set()  # published now, not at the next tick
         return queued.msg_id
 
     def mark_read(self, msg_id: bytes) -> bool:
@@ -230,7 +261,8 @@ class NodeClient:
 
     def _settle_receipts(self) -> None:
         """Queue the receipts the inbox says are owed (see ``subscriber.receipts``)."""
-        settle(self.inbox, self.outbox, self.me, self.clock())
+        if settle(self.inbox, self.outbox, self.me, self.clock()):
+            self._wake.set()  # published now, not at the next tick
 
     def _flush(self) -> None:
         """Publish what the outbox holds; mark it sent once every topic is acknowledged.
@@ -270,25 +302,52 @@ class NodeClient:
         if entry is None or keyset is None:
             log.error("%s is not in its keyset: re-enrol this node", self.me)
             return
-        # Subscribe on every connect, kept session or not: a link cut before the
-        # SUBACK leaves a kept session without the subscription (seen under cuts).
-        for pattern in rules_for(entry, keyset.nodes).read:
-            client.subscribe(pattern, qos=1)
-        self._ask_trust()
+        resumed = self.tls_resumed = keep_tls_session(client)
+        # Subscribe on every connect, kept session or not, in one packet: a link cut
+        # before the SUBACK leaves a kept session without the subscription (seen under
+        # cuts), and amqtt's session take-over is not trusted to keep it. The trust
+        # patterns are the exception once the kept session acknowledged them: each
+        # SUBSCRIBE to them brings every retained keyset and list again (1-2 KB a
+        # reconnect on a metered link), and the trust request covers them (below).
+        patterns = tuple(rules_for(entry, keyset.nodes).read)
+        held = flags.session_present and self._subscribed == patterns
+        wanted = tuple(p for p in patterns if not (held and is_trust_topic(p)))
+        result, mid = client.subscribe([(pattern, 1) for pattern in wanted])
+        ok = result == mqtt.MQTT_ERR_SUCCESS and mid is not None
+        self._subscribing = (mid, patterns) if ok and mid is not None else None
+        if not held:
+            self._subscribed = ()
+        if time.monotonic() - self._trust_asked >= TRUST_ASK_EVERY:
+            self._trust_asked = time.monotonic()
+            self._ask_trust()
         self._link += 1
+        self._catch_up_period = self.catch_up_every
+        self._catch_ups_on_link = 0
         self.link.up()
         self.connected.set()
         now = self.clock()
         self._set_state(link="up", last_contact=now.isoformat())
         log.info(
-            "%s connected to %s:%d (session %s)",
+            "%s connected to %s:%d (session %s, TLS %s)",
             self.me,
             self.host,
             self.port,
             "kept" if flags.session_present else "new",
+            "resumed" if resumed else "full handshake",
         )
         if not flags.session_present:
             self._catch_up()
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, codes: Any, p: Any
+    ) -> None:
+        """The broker acknowledged a SUBSCRIBE: its patterns are held if none was refused."""
+        waiting, self._subscribing = self._subscribing, None
+        if waiting is not None and waiting[0] == mid:
+            if not any(code.is_failure for code in codes):
+                self._subscribed = waiting[1]
+            else:
+                log.warning("%s: the broker refused a subscription: %s", self.me, codes)
 
     def _link_reason(self, why: str | None) -> None:
         """Keep why the link is not up (None: it is) for 'blo-sub status'."""
@@ -353,9 +412,12 @@ class NodeClient:
         now = self.clock()
         keep: list[Accepted] = []
         refused: Counter[str] = Counter()
-        for item in batch:
+        results = self.receiver.receive_many(
+            [(item.topic, item.payload) for item in batch], now, self._verifier(len(batch))
+        )
+        for item, received in zip(batch, results, strict=True):
             try:
-                result = self._check(item.topic, item.payload, now)
+                result = self._check(item.topic, item.payload, now, received)
             except BloError as exc:  # one bad message never stops the client
                 log.warning("%s: %s on %s", self.me, exc, item.topic)
                 continue
@@ -369,8 +431,10 @@ class NodeClient:
         stored = self._add_many(keep, now, refused)
         fresh = [result for result, new in zip(keep, stored, strict=True) if new]
         # Photos the batch's incidents describe (idempotent: a batch redelivered after a
-        # fault registers again what the fault interrupted).
-        self.photos.accepted(keep)
+        # fault registers again what the fault interrupted). Only for incidents: it wakes
+        # the photo pump, a thread switch per batch for nothing.
+        if any(r.header.kind is Kind.INCIDENT for r in keep):
+            self.photos.accepted(keep)
         # One outbox transaction for the batch's receipts, as for the inbox. The batch
         # is stored: a failed receipt write must not undo that (they stay owed and
         # the ticker queues them).
@@ -411,10 +475,23 @@ class NodeClient:
             window.commit(sender, seq, now, epoch=epoch)
         self.receiver.window = window
 
-    def _check(self, topic: str, payload: bytes, now: datetime) -> Accepted | Rejected | None:
-        """Run the receiver core. Returns what the inbox should hold, or a refusal to
-        count; handles the rest (quarantine, trust messages) itself."""
-        result = self.receiver.receive(topic, payload, now)
+    def _verifier(self, size: int) -> ThreadPoolExecutor | None:
+        """The pool that checks a batch's signatures ahead, if it pays: two or more
+        messages and a second core."""
+        if size < 2 or (os.cpu_count() or 1) < 2:
+            return None
+        if self._verify_pool is None:
+            self._verify_pool = ThreadPoolExecutor(1, thread_name_prefix=f"{self.me}-verify")
+        return self._verify_pool
+
+    def _check(
+        self, topic: str, payload: bytes, now: datetime, result: Accepted | Rejected | None = None
+    ) -> Accepted | Rejected | None:
+        """Run the receiver core (unless ``result`` is its answer already). Returns what
+        the inbox should hold, or a refusal to count; handles the rest (quarantine,
+        trust messages) itself."""
+        if result is None:
+            result = self.receiver.receive(topic, payload, now)
         if isinstance(result, Rejected):
             trust_echo = result.header is not None and result.header.kind in (
                 Kind.KEYSET,
@@ -506,7 +583,8 @@ class NodeClient:
     def _catch_up(self) -> None:
         """Ask the archive for everything after the newest held, per sender.
 
-        Sent on every connect and every ``catch_up_every`` seconds: sequence gaps
+        Sent on a connect with a new session and every ``catch_up_every`` seconds, the
+        period doubling while the link stays up (``CATCH_UP_BACKOFF``): sequence gaps
         show a lost message only once a later one arrives; this also finds a
         lost tail. The archive answers with nothing when nothing is newer.
         """
@@ -525,8 +603,10 @@ class NodeClient:
             self.client.publish(request_topic(self.me), encode_request(request), qos=1)
 
     def _run_ticker(self) -> None:
-        while not self._stop.wait(self.tick):
-            if not self.connected.is_set():
+        while not self._stop.is_set():
+            self._wake.wait(self.tick)
+            self._wake.clear()
+            if self._stop.is_set() or not self.connected.is_set():
                 continue
             try:
                 self._flush()
@@ -536,8 +616,15 @@ class NodeClient:
                     self.receiver.gaps(now, self.gap_grace)
                 ).items():
                     self._ask(sender, epoch, first, last)
-                if time.monotonic() - self._caught_up >= self.catch_up_every:
+                if time.monotonic() - self._caught_up >= self._catch_up_period:
                     self._catch_up()
+                    # The first two at the full rate: what a connect brought back
+                    # (amqtt dropped what was in flight) is asked for again soon.
+                    self._catch_ups_on_link += 1
+                    if self._catch_ups_on_link > 2:
+                        self._catch_up_period = min(
+                            2 * self._catch_up_period, CATCH_UP_BACKOFF * self.catch_up_every
+                        )
                 if time.monotonic() - self._state_written < 2.0:
                     continue
                 self._state_written = time.monotonic()

@@ -142,8 +142,14 @@ class Inbox:
                     f"{path} was written by an older blo-alert (layout {layout}, this one "
                     f"reads {_LAYOUT}): move the file aside; the archive replays what it held"
                 )
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version = {_LAYOUT}")
+            if not tables:
+                # Tables and layout number in one transaction: a tablet killed between
+                # the two left tables of "layout 0" that it then refused to open.
+                self._db.executescript(
+                    f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {_LAYOUT}; COMMIT;"
+                )
+            else:
+                self._db.executescript(_SCHEMA)  # what this layout added since (no write)
         except sqlite3.Error as exc:
             raise InboxError(f"{path}: {exc}") from None
         self._lock = threading.Lock()

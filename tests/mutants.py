@@ -109,10 +109,11 @@ MUTANTS: tuple[Mutant, ...] = (
     m(
         "signature-check-skipped",
         "schemas/receiver.py",
-        "        if not sealed.verify(found.public_key):\n",
+        "        if not good:\n",
         "        if False:\n",
         RECEIVER,
         "tests/test_envelope.py",
+        "tests/test_receive_many.py",
     ),
     m(
         "trust-signature-check-skipped",

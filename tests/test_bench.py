@@ -39,6 +39,13 @@ def test_every_benchmark_runs_and_writes_every_key(tmp_path: Path) -> None:
         for key in ("p50_ms", "p99_ms", "raw_p50_ms", "raw_p99_ms", "p99_ratio"):
             assert number(fan[key]), (broker, key, fan[key])
         assert fan["lost"] == 0
+        assert fan["raw_flat_rate"] > 0  # raw paho keeps up with the lowest rate tried
+        assert fan["flat_rate"] >= 0
+        wire = figures["link"][broker]
+        assert number(wire["bytes_per_alert_ratio"]), wire
+        assert wire["bytes_per_alert_ratio"] >= 1  # every envelope crossed, and more
+        assert wire["receipts_sent"] == wire["alerts"]
+        assert math.isfinite(wire["idle_kb_per_day"]), wire  # 0 in a quick run: no keepalive yet
         assert number(figures["receive"][broker]["ratio"])
         assert number(figures["catchup"][broker]["ratio"])
         assert figures["scale"][broker]["tablets"] == 40  # both quick steps: all got the alert
@@ -52,5 +59,18 @@ def test_every_benchmark_runs_and_writes_every_key(tmp_path: Path) -> None:
     assert number(figures["web"]["hq_page_kb"])
     assert number(figures["web"]["hq_load_ms"])
     assert {"python", "amqtt", "paho-mqtt", "mosquitto", "cryptography"} <= set(figures["versions"])
-    for title in ("fanout:", "receive:", "catchup:", "scale:", "memory:", "trends:", "photo:"):
+    assert {"fanout p99 ratio at the sustained rate", "receive ratio"} <= set(
+        figures["goals"]["amqtt"]
+    )
+    for title in (
+        "fanout:",
+        "receive:",
+        "catchup:",
+        "scale:",
+        "memory:",
+        "trends:",
+        "photo:",
+        "link:",
+        "issue 15:",
+    ):
         assert title in run.stdout
