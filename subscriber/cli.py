@@ -41,6 +41,8 @@ from subscriber.receipts import settle
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from schemas.seal import Opener
+
 __all__ = ["main", "node_folder"]
 
 
@@ -94,7 +96,8 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=0,
         metavar="SECONDS",
-        help="wait up to this long for photos still arriving (default: write what is here)",
+        help="wait up to this long for the incident and its photos to arrive "
+        "(default: write what is here)",
     )
     drawn = command("map", "draw an incident's map: its position, its photos, the office")
     drawn.add_argument("id", help=incident_id)
@@ -201,28 +204,43 @@ def _show(bundle: EnrolmentBundle, args: argparse.Namespace, console: Console) -
     return 0
 
 
-def _incident(folder: Path, prefix: str, console: Console) -> tuple[Stored, Incident] | None:
-    inbox = Inbox(folder / "inbox.sqlite3")
-    try:
-        if prefix == "latest":
-            found = inbox.messages((Kind.INCIDENT,))[:1]
-        else:
-            found = [i for i in inbox.find(prefix.lower()) if isinstance(i.body, Incident)]
-    finally:
-        inbox.close()
+def _incident(
+    folder: Path, prefix: str, console: Console, opener: Opener, wait: float = 0.0
+) -> tuple[Stored, Incident] | None:
+    """The incident ``prefix`` names ("latest": the newest), waiting up to ``wait``
+    seconds for one to arrive when none is held yet ('blo-sub run' may be receiving it)."""
+    deadline = time.monotonic() + max(wait, 0.0)
+    while True:
+        inbox = Inbox(folder / "inbox.sqlite3", opener=opener)
+        try:
+            if prefix == "latest":
+                found = inbox.messages((Kind.INCIDENT,))[:1]
+            else:
+                found = [
+                    i for i in inbox.find(prefix.lower()) if i.sealed.header.kind is Kind.INCIDENT
+                ]
+        finally:
+            inbox.close()
+        if found or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
     if len(found) != 1:
         what = "no incident" if not found else f"{len(found)} incidents"
         console.print(f"{what} with an id starting {prefix!r}: see 'blo-sub inbox'")
         return None
     body = found[0].body
-    assert isinstance(body, Incident)
+    if not isinstance(body, Incident):  # sealed (confidential) and not for this node
+        console.print(
+            f"incident {found[0].msg_id.hex()} is sealed and not readable on this node: {body}"
+        )
+        return None
     return found[0], body
 
 
 def _photos(folder: Path, args: argparse.Namespace, console: Console) -> int:
     from subscriber.photos import photo_states, write_photos
 
-    found = _incident(folder, args.id, console)
+    found = _incident(folder, args.id, console, args.opener, wait=args.wait)
     if found is None:
         return 1
     _, incident = found
@@ -249,7 +267,7 @@ def _photos(folder: Path, args: argparse.Namespace, console: Console) -> int:
 def _map(folder: Path, args: argparse.Namespace, console: Console) -> int:
     from photos.map import Office, photo_marks, render_map
 
-    found = _incident(folder, args.id, console)
+    found = _incident(folder, args.id, console, args.opener)
     if found is None:
         return 1
     item, incident = found
@@ -303,10 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 console.print("no trend summary yet: HQ sends one after its weekly analysis")
                 return 0
             console.print(trend_view(found[0], Lang(args.lang)))
-        elif args.command == "photos":
-            return _photos(folder, args, console)
-        elif args.command == "map":
-            return _map(folder, args, console)
+        elif args.command in ("photos", "map"):
+            args.opener = bundle.opener()
+            return (_photos if args.command == "photos" else _map)(folder, args, console)
         elif args.command == "inbox":
             inbox = Inbox(folder / "inbox.sqlite3", opener=bundle.opener())
             kinds = (Kind.ALERT, Kind.BULLETIN, Kind.INCIDENT) + (
