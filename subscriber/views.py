@@ -18,7 +18,7 @@ buys nothing more.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -54,6 +54,7 @@ __all__ = [
     "inbox_table",
     "message_json",
     "message_view",
+    "pick_text",
     "state_of",
     "status_table",
     "use_cluster_widths",
@@ -148,7 +149,8 @@ _SEVERITY_STYLE = {
 }
 
 
-def _pick(texts: dict[Lang, Any], lang: Lang) -> Any:
+def pick_text(texts: Mapping[Lang, Any], lang: Lang) -> Any:
+    """The text in ``lang``, else English, else any."""
     for choice in (lang, Lang.EN):
         if choice in texts:
             return texts[choice]
@@ -158,19 +160,19 @@ def _pick(texts: dict[Lang, Any], lang: Lang) -> Any:
 def headline(body: WireModel, lang: Lang) -> str:
     """A one-line summary of a message in ``lang`` (falling back to English)."""
     if isinstance(body, Alert | Bulletin):
-        text = _pick(body.text, lang)
+        text = pick_text(body.text, lang)
         return text.headline if text else ""
     if isinstance(body, Incident):
-        narrative = _pick(body.narrative, lang) if body.narrative else None
+        narrative = pick_text(body.narrative, lang) if body.narrative else None
         place = f" at {body.place or body.crossing}" if body.place or body.crossing else ""
         first = (narrative or "").split("\n", 1)[0][:80]
         return f"{body.crime.value.replace('_', ' ')}{place}" + (f": {first}" if first else "")
     if isinstance(body, Receipt):
         return f"{body.status.value} {body.of.hex()[:8]}"
     if isinstance(body, TrendSummary):
-        return str(_pick(body.headline, lang))
+        return str(pick_text(body.headline, lang))
     if isinstance(body, Unopened):
-        return f"(sealed, not readable here) for {', '.join(body.recipients)}"
+        return f"(sealed for {', '.join(body.recipients)}: not readable on this node)"
     return type(body).__name__
 
 
@@ -179,7 +181,7 @@ def trend_view(item: Stored, lang: Lang) -> Panel:
     body = item.body
     assert isinstance(body, TrendSummary)
     h = item.sealed.header
-    lines: list[RenderableType] = [Text(str(_pick(body.headline, lang)), style="bold")]
+    lines: list[RenderableType] = [Text(str(pick_text(body.headline, lang)), style="bold")]
     lines.append(
         Text(
             f"this week {body.this_week}, usual {body.usual:.1f}, "
@@ -187,7 +189,7 @@ def trend_view(item: Stored, lang: Lang) -> Panel:
         )
     )
     for signal in body.signals:
-        lines.append(Text(f"• {_pick(signal.text, lang)}", style="yellow"))
+        lines.append(Text(f"• {pick_text(signal.text, lang)}", style="yellow"))
     if not body.signals:
         lines.append(Text("no active signals near this office", style="green"))
     title = f"trends for {body.crossing} ({body.office}), from {h.sender}, {h.issued:%Y-%m-%d}"

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from schemas import Alert, Bulletin, Incident, Lang, Receipt, TrendSummary, WireModel, to_document
-from schemas.seal import Unopened
+from schemas import Alert, Bulletin, Incident, Lang, to_document
 from subscriber.inbox import Stored
+from subscriber.views import headline
 from web.svgmap import MapPoint, project
 
 __all__ = [
@@ -97,34 +97,6 @@ def when(moment: datetime | None) -> str:
     offset = moment.strftime("%z")
     offset = f"{offset[:3]}:{offset[3:]}" if offset else ""
     return f"{moment:%Y-%m-%d %H:%M} {offset}".strip()
-
-
-def _pick(texts: Mapping[Lang, Any], lang: Lang) -> Any:
-    for choice in (lang, Lang.EN):
-        if choice in texts:
-            return texts[choice]
-    return next(iter(texts.values()), None)
-
-
-def headline(body: WireModel, lang: Lang) -> str:
-    """One line for a message, in ``lang`` else English (as ``blo-sub inbox`` shows)."""
-    if isinstance(body, Alert | Bulletin):
-        text = _pick(body.text, lang)
-        return str(text.headline) if text else ""
-    if isinstance(body, Incident):
-        narrative = _pick(body.narrative, lang) if body.narrative else None
-        where = body.place or body.crossing
-        first = (narrative or "").split("\n", 1)[0][:80]
-        return f"{body.crime.value.replace('_', ' ')}{f' at {where}' if where else ''}" + (
-            f": {first}" if first else ""
-        )
-    if isinstance(body, Receipt):
-        return f"{body.status.value} {body.of.hex()[:8]}"
-    if isinstance(body, TrendSummary):
-        return str(_pick(body.headline, lang))
-    if isinstance(body, Unopened):
-        return f"(sealed for {', '.join(body.recipients)}: not readable on this node)"
-    return type(body).__name__
 
 
 def state_of(item: Stored, now: datetime, cancelled: Mapping[bytes, int]) -> str:
