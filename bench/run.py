@@ -65,13 +65,13 @@ class Plan:
         self.sustained_rate = 10.0
         # The delivery rate at which the backlog stays flat: rates tried in turn (each
         # round ``flat_seconds`` long) until one is not kept up with.
-        self.flat_rates = [10.0, 20.0] if quick else [10.0, 20.0, 40.0, 80.0, 160.0]
-        self.flat_seconds = 2.0 if quick else 6.0
+        self.flat_rates = [10.0] if quick else [10.0, 20.0, 40.0, 80.0, 160.0]
+        self.flat_seconds = 1.0 if quick else 6.0
         # link: alerts at a rate through a link cut every ~3 s; an idle tablet for a while.
-        self.link_alerts = 30 if quick else 150
+        self.link_alerts = 10 if quick else 150
         self.link_rate = 5.0
         self.link_life = 3.0
-        self.idle_seconds = 8.0 if quick else 65.0  # covers the minute's catch-up request
+        self.idle_seconds = 3.0 if quick else 65.0  # covers the minute's catch-up request
         self.receive_count = 200 if quick else 3000
         self.catchup_count = 100 if quick else 1000
         self.scale_steps = {
