@@ -103,7 +103,7 @@ class PhotoLink:
         store: BlobStore,
         client: mqtt.Client,
         *,
-        archive: str | None,
+        archive: str | Callable[[], str | None] | None,
         is_archive: Callable[[str], bool],
         clock: Callable[[], datetime],
         out: Path | None = None,
@@ -120,7 +120,10 @@ class PhotoLink:
         self.is_archive = is_archive
         self.retention = retention
         self._prune_at = 0.0  # monotonic: the first tick prunes
-        self.asking = Asking(me, archive, patience)
+        # The archive to fall back on, looked up at each tick when given as a function:
+        # a node enrolled before its archive learns of it from a later keyset.
+        self._find_archive = archive if callable(archive) else None
+        self.asking = Asking(me, None if callable(archive) else archive, patience)
         self.serving = Serving()
         self.stats: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -306,6 +309,8 @@ class PhotoLink:
             self._pump.start()
         old = time.monotonic() - 60
         self._served = {k: t for k, t in self._served.items() if t > old}  # stays small
+        if self._find_archive is not None:
+            self.asking.archive = self._find_archive()
         try:
             if time.monotonic() >= self._prune_at:
                 self._prune_at = time.monotonic() + PRUNE_EVERY
@@ -395,14 +400,17 @@ def photo_link(
         entry = trust.node(node)
         return entry.role if entry is not None else None
 
-    keyset = trust.keyset(country_of(me))
-    archives = [n.node for n in keyset.nodes if n.role is Role.ARCHIVE] if keyset else []
+    def archive() -> str | None:  # from the keyset held now, which may be newer
+        keyset = trust.keyset(country_of(me))
+        found = [n.node for n in keyset.nodes if n.role is Role.ARCHIVE] if keyset else []
+        return found[0] if found else None
+
     options.setdefault("retention", retention_from(os.environ, RETENTION_ENV, TABLET_RETENTION))
     return PhotoLink(
         me,
         BlobStore(data / BLOB_FILE),
         client,
-        archive=archives[0] if archives else None,
+        archive=archive,
         is_archive=lambda node: role(node) is Role.ARCHIVE,
         clock=clock,
         out=data / "photos",
