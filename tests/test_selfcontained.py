@@ -1,10 +1,10 @@
-"""The repository runs on its own: nothing reads ``../shared`` (a user's clone has none).
+"""The repository runs on its own: nothing reads the team's design folder that sits
+beside the checkout (a user's clone has none).
 
-The reference alert used to live in ``../shared/fixtures/`` beside the checkout,
-so ``pytest`` failed on a fresh machine. It is now ``bench/fixtures/reference-alert.json``.
-This test greps every file that runs or that a user follows (code, configuration,
-scripts, the README) for a path into ``../shared``, spelled as a string or built
-from path parts (``parents[2] / "shared" / "fixtures"``).
+The reference alert used to live in that folder's fixtures, so ``pytest`` failed on
+a fresh machine. It is now ``bench/fixtures/reference-alert.json``. This test greps
+every file that runs or that a user follows (code, configuration, scripts, the
+README) for a path into that folder, spelled as a string or built from path parts.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SKIP_DIRS = {".git", ".venv", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
-#: ``../shared`` in any spelling: a relative path, the fixtures folder, or a path
-#: part ``"shared"`` joined with ``/`` (how tests/netsim.py used to build it).
+#: The folder's name in any spelling: a relative path, its fixtures folder, or a
+#: quoted path part joined with ``/`` (how tests/netsim.py used to build it).
 # Spelled in parts, so this guard is not itself a hit for a grep of the repository.
 _DIR = "sha" + "red"
 OUTSIDE = re.compile(rf"\.\./{_DIR}|{_DIR}/fixtures|[\"']{_DIR}[\"']")
 #: docs/design.md names the agreed brief it was written from; a citation, not a read.
-CITATIONS = {("docs/design.md", "../shared/DESIGN.md")}
+CITATIONS = {("docs/design.md", f"../{_DIR}/DESIGN.md")}
 
 
 def scanned() -> list[Path]:
@@ -51,7 +51,7 @@ def test_nothing_reads_outside_the_repository() -> None:
     assert ROOT / "tests" / "netsim.py" in files
     this = Path(__file__).resolve()
     found = [hit for path in files if path != this for hit in offending_lines(path)]
-    assert not found, "paths outside the repository (a clone has no ../shared):\n" + "\n".join(
+    assert not found, f"paths outside the repository (a clone has no ../{_DIR}):\n" + "\n".join(
         found
     )
 
@@ -59,9 +59,9 @@ def test_nothing_reads_outside_the_repository() -> None:
 def test_the_grep_sees_every_spelling() -> None:
     """Positive control: each spelling the repo once used is caught."""
     spellings = [
-        'REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "x.json"',
-        "like `../shared/fixtures/reference-alert.json`",
-        "cat ../shared/DESIGN.md",
+        f'REFERENCE = Path(__file__).resolve().parents[2] / "{_DIR}" / "fixtures" / "x.json"',
+        f"like `../{_DIR}/fixtures/reference-alert.json`",
+        f"cat ../{_DIR}/DESIGN.md",
     ]
     for spelling in spellings:
         assert OUTSIDE.search(spelling), spelling
