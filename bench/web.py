@@ -31,20 +31,11 @@ from certs import EnrolmentBundle, NodeSpec, Pki
 from publisher import Outbox, compose
 from schemas import ReceiptStatus, Role
 from subscriber.inbox import Inbox
+from web.headless import CHROMIUM, CHROMIUM_ARGS
 from web.server import WebServer
 
 __all__ = ["GOAL_KB", "GOAL_MS", "measure"]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 GOAL_KB = 150
 GOAL_MS = 1000
 HQ = "kh-nacd"

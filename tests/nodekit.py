@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from brokers import Network
+from netsim import ALERT, Net
 
 from certs import EnrolmentBundle
-from subscriber import NodeClient
+from schemas import Accepted, Kind, Scope, WireModel, topics_for
+from subscriber import Inbox, NodeClient
 
 
 def wait_for(predicate: Callable[[], bool], seconds: float = 20.0) -> bool:
@@ -20,6 +22,30 @@ def wait_for(predicate: Callable[[], bool], seconds: float = 20.0) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def stored_alert(
+    folder: Path,
+    body: WireModel = ALERT,
+    *,
+    issued: datetime | None = None,
+    expires: datetime | None = None,
+) -> bytes:
+    """An inbox in ``folder`` holding one alert from NACD to Cambodia, accepted by Bavet's
+    receiver and stored as the running client stores it; returns its id."""
+    net = Net()
+    scope = Scope.country("kh")  # an HQ alerts its own country (schemas.authority)
+    data = net.send("kh-nacd", body, scope, issued=issued, expires=expires)
+    accepted = net.receiver(me="kh-blo-bavet").receive(
+        topics_for(Kind.ALERT, scope, "kh-nacd")[0], data, net.now
+    )
+    assert isinstance(accepted, Accepted), accepted
+    inbox = Inbox(folder / "inbox.sqlite3")
+    try:
+        assert inbox.add(accepted, net.now)
+    finally:
+        inbox.close()
+    return accepted.header.msg_id
 
 
 class Nodes:

@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pytest
 from brokers import Network
-from netsim import ALERT, Net
+from nodekit import stored_alert
 
 from broker.cli import main as broker_main
 from publisher.cli import main as pub_main
-from schemas import Kind, Scope, topics_for
 from subscriber.cli import main as sub_main
-from subscriber.inbox import Inbox
 
 Main = Callable[[Sequence[str] | None], int]
 
@@ -69,16 +67,7 @@ def test_broker_run_takes_h_for_its_address(capsys: pytest.CaptureFixture[str]) 
 
 def fill(folder: Path) -> bytes:
     """An inbox holding one alert to Cambodia, as the running client would store it."""
-    net = Net()
-    scope = Scope.country("kh")
-    data = net.send("kh-nacd", ALERT, scope)
-    accepted = net.receiver(me="kh-blo-bavet").receive(
-        topics_for(Kind.ALERT, scope, "kh-nacd")[0], data, net.now
-    )
-    inbox = Inbox(folder / "inbox.sqlite3")
-    assert inbox.add(accepted, net.now)  # type: ignore[arg-type]
-    inbox.close()
-    return accepted.header.msg_id  # type: ignore[union-attr]
+    return stored_alert(folder)
 
 
 def test_inbox_and_show_as_json(

@@ -8,30 +8,21 @@ from xml.etree import ElementTree as ET
 
 import pytest
 from brokers import Network
-from netsim import Net, reference_alert
+from netsim import reference_alert
+from nodekit import stored_alert
 
 from certs import EnrolmentBundle, Pki
 from interchange.cap import CAP, document_from_cap, validate
 from publisher import Outbox
 from publisher.cli import main as pub_main
-from schemas import Kind, Scope, open_envelope, topics_for
+from schemas import open_envelope
 from subscriber.cli import main as sub_main
-from subscriber.inbox import Inbox
 
 
 def fill(folder: Path) -> bytes:
     """An inbox holding the reference alert (with Khmer), as the running client stores it."""
-    net = Net()
     body, _, issued, expires = reference_alert()
-    scope = Scope.country("kh")  # an HQ alerts its own country (schemas.authority)
-    data = net.send("kh-nacd", body, scope, issued=issued, expires=expires)
-    accepted = net.receiver(me="kh-blo-bavet").receive(
-        topics_for(Kind.ALERT, scope, "kh-nacd")[0], data, net.now
-    )
-    inbox = Inbox(folder / "inbox.sqlite3")
-    assert inbox.add(accepted, net.now)  # type: ignore[arg-type]
-    inbox.close()
-    return accepted.header.msg_id  # type: ignore[union-attr]
+    return stored_alert(folder, body, issued=issued, expires=expires)
 
 
 def test_export_each_format_from_an_inbox(

@@ -26,18 +26,9 @@ from PIL import Image
 from broker.archive_service import ArchiveService
 from certs import EnrolmentBundle, Pki
 from publisher.cli import main as blo_pub
+from web.headless import CHROMIUM, CHROMIUM_ARGS
 from web.server import WebServer
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 KHMER = "រឹបអូសមេតំហ្វេតាមីន ១.៩ គីឡូក្រាម នៅព្រំដែនបាវិត"
 BAVET = (11.0791, 106.1846)
 
