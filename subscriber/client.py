@@ -61,6 +61,7 @@ from schemas import (
     trust_topic,
 )
 from schemas.access import is_trust_topic
+from schemas.receiver import VERIFY_CHUNK
 from schemas.trust import TrustRequest, encode_trust_request
 from subscriber.inbox import Inbox
 from subscriber.link import Incoming, guarded, keep_tls_session, node_client, relink, watch_link
@@ -111,7 +112,7 @@ class NodeClient:
         self.gap_grace = gap_grace
         self.tick = tick
         self.catch_up_every = catch_up_every
-        self._caught_up = 0.0
+        self._caught_up = time.monotonic()  # the first is asked at the first connect
         self._catch_up_period = catch_up_every
         self._catch_ups_on_link = 0  # periodic catch-ups since the last connect
         self._lock = FolderLock(data / "link.lock", f"blo-sub run for {self.me}")
@@ -134,7 +135,7 @@ class NodeClient:
         self._ticker: threading.Thread | None = None
         # Messages wait here between paho's thread and the committer, which
         # commits them in batches (group commit) and only then acknowledges them.
-        self._incoming: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
+        self._incoming: queue.SimpleQueue[Incoming | None] = queue.SimpleQueue()
         self._link = 0  # counts connections: an ack is only valid on the link it came by
         self._committer: threading.Thread | None = None
         # The read patterns the broker acknowledged (SUBACK) on this session, and the
@@ -191,6 +192,7 @@ class NodeClient:
         """Disconnect cleanly; everything unsent stays in the outbox."""
         self._stop.set()
         self._wake.set()
+        self._incoming.put(None)
         for thread in (self._ticker, self._committer):
             if thread:
                 thread.join(5)
@@ -335,7 +337,10 @@ class NodeClient:
             "kept" if flags.session_present else "new",
             "resumed" if resumed else "full handshake",
         )
-        if not flags.session_present:
+        # A new session lost what the broker queued; the first link of this process
+        # may follow a power cut that took the inbox's last commits (Inbox): both ask
+        # the archive for everything after the newest held.
+        if not flags.session_present or self._link == 1:
             self._catch_up()
 
     def _on_subscribe(
@@ -385,16 +390,23 @@ class NodeClient:
     # -- receiving -----------------------------------------------------------------------
 
     def _run_committer(self) -> None:
-        while not self._stop.is_set():
-            try:
-                batch = [self._incoming.get(timeout=0.2)]
-            except queue.Empty:
-                continue
+        stopping = False
+        while not stopping and not self._stop.is_set():
+            # Blocks until something comes (no polling: an idle tablet sleeps); stop()
+            # puts None behind what is queued, so that is committed first.
+            first = self._incoming.get()
+            if first is None:
+                return
+            batch = [first]
             while len(batch) < 100:
                 try:
-                    batch.append(self._incoming.get_nowait())
+                    item = self._incoming.get_nowait()
                 except queue.Empty:
                     break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
             try:
                 self._commit(batch)
             except Exception as exc:  # the receive path must outlive any one batch
@@ -476,9 +488,10 @@ class NodeClient:
         self.receiver.window = window
 
     def _verifier(self, size: int) -> ThreadPoolExecutor | None:
-        """The pool that checks a batch's signatures ahead, if it pays: two or more
-        messages and a second core."""
-        if size < 2 or (os.cpu_count() or 1) < 2:
+        """The pool that checks a batch's signatures ahead, if it pays: more than one
+        chunk of messages (a single chunk is checked while this thread waits for it:
+        a hand-off for nothing, on every small batch of a live feed) and a second core."""
+        if size <= VERIFY_CHUNK or (os.cpu_count() or 1) < 2:
             return None
         if self._verify_pool is None:
             self._verify_pool = ThreadPoolExecutor(1, thread_name_prefix=f"{self.me}-verify")

@@ -1,9 +1,18 @@
 """The node's inbox: accepted messages, quarantine, receipts, counters and link state.
 
-One SQLite file (WAL, ``synchronous=FULL``), shared by the running client and
-the officer's commands (``blo-sub inbox``, ``show``, ``status``). A message is
-in this file before its MQTT acknowledgement is sent, so a crash between the
+One SQLite file (WAL), shared by the running client and the officer's
+commands (``blo-sub inbox``, ``show``, ``status``). A message is in this file
+before its MQTT acknowledgement is sent, so a crash of the process between the
 two means a redelivery (dropped here as a duplicate), never a loss.
+
+The inbox commits with ``synchronous=NORMAL``: a commit is in the WAL (the
+kernel's, not yet the disk's) when the ack goes, so a killed or crashed client
+loses nothing, and a power cut may lose the last commits. The inbox is a copy:
+the archive holds every message (``synchronous=FULL``), and the client asks it
+for everything after the newest it holds at each start (``NodeClient``), so a
+lost tail comes back. One fsync per delivery was the largest cost of a fleet
+sharing a disk; what exists only here (the outbox: a node's own incidents and
+receipts) keeps ``synchronous=FULL``.
 
 Receipts the node owes (``delivered`` for a stored alert, ``read`` for an
 opened one) are recorded as a flag on the message row *in the same
@@ -134,6 +143,10 @@ class Inbox:
         self.path = path
         self.opener = opener
         self._db: sqlite3.Connection = connect(path)
+        # Survives a killed process (the commit is in the WAL before the ack), not a
+        # power cut (no fsync per commit): what a cut loses, the archive gives back
+        # at the next start (see the module docstring).
+        self._db.execute("PRAGMA synchronous=NORMAL")
         try:
             layout = self._db.execute("PRAGMA user_version").fetchone()[0]
             tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
