@@ -293,8 +293,6 @@ def _map(folder: Path, args: argparse.Namespace, console: Console) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``blo-sub``; returns the exit status."""
     args = _parser().parse_args(argv)
-    from rich.console import Console  # (not loaded by the running client itself)
-
     try:
         bundle = EnrolmentBundle.load(args.bundle)
         folder = _folder(args, bundle)
@@ -305,6 +303,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from interchange.cli import run_export
 
             return run_export(Inbox(folder / "inbox.sqlite3"), args, datetime.now(UTC))
+        # rich only for the commands that draw: the running client never loads it (1.2 MiB).
+        from rich.console import Console
+
         from subscriber.views import inbox_table, status_table
 
         console = Console(soft_wrap=False)
@@ -373,6 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
     except BloError as exc:
+        from rich.console import Console  # (as above: only once there is something to draw)
+
         Console(stderr=True, soft_wrap=True).print(
             f"[red]blo-sub: error:[/red] {exc}", highlight=False
         )
