@@ -112,6 +112,7 @@ def _worker(spec: Spec, conn: Connection) -> None:
 #: in 2 workers against 30 / 60-64 ms in 8, same hour; raw paho 6-7 / 15-22 ms in
 #: both. Beyond 16 the interpreters' own start and scheduling cost more than they save.
 FLEET_PROCESSES = 8
+TABLETS_PER_WORKER = 10
 
 
 class Workers:
@@ -121,6 +122,9 @@ class Workers:
         ctx = multiprocessing.get_context("spawn")
         self.pipes: list[Connection] = []
         self.procs = []
+        # About 9 tablets an interpreter at most, and no more workers than that needs
+        # (a small fleet in one: each worker's start costs the run a second of CPU).
+        processes = max(1, min(processes, -(-len(spec.nodes) // TABLETS_PER_WORKER)))
         chunks = [spec.nodes[i::processes] for i in range(processes)]
         for chunk in (c for c in chunks if c):
             parent, child = ctx.Pipe()
