@@ -122,8 +122,8 @@ class Workers:
         ctx = multiprocessing.get_context("spawn")
         self.pipes: list[Connection] = []
         self.procs = []
-        # About 9 tablets an interpreter at most, and no more workers than that needs
-        # (a small fleet in one: each worker's start costs the run a second of CPU).
+        # At least one worker per 10 tablets, at most ``processes``: no more workers
+        # than that needs (a small fleet in one: each worker's start costs a second).
         processes = max(1, min(processes, -(-len(spec.nodes) // TABLETS_PER_WORKER)))
         chunks = [spec.nodes[i::processes] for i in range(processes)]
         for chunk in (c for c in chunks if c):

@@ -18,7 +18,7 @@ than the policy allows lose their chunks and their room; a small tombstone row
 stays, so a restart's resume or a redelivery of the same message does not fetch
 them again (a *new* message describing the same blob does).
 
-WAL mode and ``synchronous=FULL`` like the inbox and the outbox; one connection
+WAL mode and ``synchronous=FULL`` like the outbox; one connection
 behind a lock, safe from several threads; ``BEGIN IMMEDIATE`` makes writes from
 several processes take turns. No clock is read: ``now`` is an argument. Chunks
 from the network never raise: ``put_chunk`` returns ``Stored`` or ``Refused``.

@@ -61,7 +61,8 @@ class Queued:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """An SQLite connection in WAL mode with full sync, for one of a node's files."""
+    """An SQLite connection in WAL mode with full sync, for one of a node's files (the
+    inbox lowers it for the copies it receives: ``subscriber.inbox``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)

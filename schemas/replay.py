@@ -130,11 +130,14 @@ def catch_up_senders(me: NodeEntry | None, nodes: Iterable[NodeEntry]) -> set[st
     """Whom ``me`` asks the archive about at a catch-up, besides senders already heard.
 
     Everyone who may address it: HQs and coordinators (alerts), its counterparts
-    (bulletins), and the offices that report to it: its country's offices for an
-    HQ or an analyst (incidents, and receipts to HQ), every office for a
-    coordinator (receipts). Senders heard from alone missed an office whose first
-    incident came before this node's first subscription: no broker queued it, and
-    nothing showed a gap.
+    either way (bulletins: each country's PKI names counterparts on its own), and
+    every office for an HQ, an analyst or a coordinator (incidents from its own
+    country, and receipts, which come from across a border too for an alert that
+    crossed one). Senders heard from alone missed an office whose first message
+    came before this node's first subscription, or whose every message a power
+    cut took from the inbox: no broker queued it again, and nothing showed a gap.
+    The archive answers only what the node may read, so asking too widely costs
+    a few bytes, never a disclosure.
     """
     if me is None:
         return set()
@@ -146,8 +149,8 @@ def catch_up_senders(me: NodeEntry | None, nodes: Iterable[NodeEntry]) -> set[st
         if (
             entry.role in (Role.HQ, Role.REGIONAL)
             or entry.node in me.counterparts
-            or (office and me.role in (Role.HQ, Role.OBSERVER) and entry.country == me.country)
-            or (office and me.role is Role.REGIONAL)
+            or me.node in entry.counterparts
+            or (office and me.role in (Role.HQ, Role.OBSERVER, Role.REGIONAL))
         ):
             wanted.add(entry.node)
     return wanted

@@ -148,7 +148,7 @@ class NodeClient:
         # Set to run the ticker now (something was queued in the outbox), not at its tick.
         self._wake = threading.Event()
         # Checks a batch's signatures ahead of the committer (on another core:
-        # cryptography releases the GIL); made at the first batch of two or more.
+        # cryptography releases the GIL); made at the first batch of more than one chunk.
         self._verify_pool: ThreadPoolExecutor | None = None
         self.faults = 0  # unexpected exceptions survived; the last one is in ``last_fault``
         self.last_fault = ""
@@ -392,8 +392,9 @@ class NodeClient:
     def _run_committer(self) -> None:
         stopping = False
         while not stopping and not self._stop.is_set():
-            # Blocks until something comes (no polling: an idle tablet sleeps); stop()
-            # puts None behind what is queued, so that is committed first.
+            # Blocks until something comes (no polling: an idle tablet sleeps). stop()
+            # queues None to wake it; what is still queued then was never acknowledged
+            # and comes again (broker redelivery or the catch-up at the next start).
             first = self._incoming.get()
             if first is None:
                 return
@@ -596,7 +597,8 @@ class NodeClient:
     def _catch_up(self) -> None:
         """Ask the archive for everything after the newest held, per sender.
 
-        Sent on a connect with a new session and every ``catch_up_every`` seconds, the
+        Sent on a connect with a new session, on the first connect of each start (a
+        power cut may have taken the inbox's last commits) and every ``catch_up_every`` seconds, the
         period doubling while the link stays up (``CATCH_UP_BACKOFF``): sequence gaps
         show a lost message only once a later one arrives; this also finds a
         lost tail. The archive answers with nothing when nothing is newer.

@@ -5,14 +5,16 @@ commands (``blo-sub inbox``, ``show``, ``status``). A message is in this file
 before its MQTT acknowledgement is sent, so a crash of the process between the
 two means a redelivery (dropped here as a duplicate), never a loss.
 
-The inbox commits with ``synchronous=NORMAL``: a commit is in the WAL (the
-kernel's, not yet the disk's) when the ack goes, so a killed or crashed client
-loses nothing, and a power cut may lose the last commits. The inbox is a copy:
-the archive holds every message (``synchronous=FULL``), and the client asks it
-for everything after the newest it holds at each start (``NodeClient``), so a
-lost tail comes back. One fsync per delivery was the largest cost of a fleet
-sharing a disk; what exists only here (the outbox: a node's own incidents and
-receipts) keeps ``synchronous=FULL``.
+Received messages are committed with ``synchronous=NORMAL``: a commit is in
+the WAL (the kernel's, not yet the disk's) when the ack goes, so a killed or
+crashed client loses nothing, and a power cut may lose the last commits. Those
+messages are copies: the archive holds every one (``synchronous=FULL``), and the
+client asks it for everything after the newest it holds at each start
+(``NodeClient``), so a lost tail comes back. One fsync per delivery was the
+largest cost of a fleet sharing a disk. What exists only here is committed with
+an fsync: an officer's reading (``mark_read``) and the trust kept
+(``save_trust``: a revocation must hold from the first message after a restart);
+the outbox (a node's own incidents and receipts) is ``synchronous=FULL`` too.
 
 Receipts the node owes (``delivered`` for a stored alert, ``read`` for an
 opened one) are recorded as a flag on the message row *in the same
@@ -167,17 +169,27 @@ class Inbox:
             raise InboxError(f"{path}: {exc}") from None
         self._lock = threading.Lock()
 
-    def _write(self, statements: list[tuple[str, tuple[Any, ...]]]) -> int:
+    def _write(
+        self, statements: list[tuple[str, tuple[Any, ...]]], *, durable: bool = False
+    ) -> int:
+        """Run ``statements`` in one transaction. ``durable``: fsync it (and, WAL being
+        one log, every commit before it), for what the archive cannot give back."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            if durable:
+                self._db.execute("PRAGMA synchronous=FULL")
             try:
-                changed = 0
-                for sql, args in statements:
-                    changed += self._db.execute(sql, args).rowcount
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    changed = 0
+                    for sql, args in statements:
+                        changed += self._db.execute(sql, args).rowcount
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            finally:
+                if durable:
+                    self._db.execute("PRAGMA synchronous=NORMAL")
         return changed
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
@@ -343,7 +355,9 @@ class Inbox:
                         "WHERE msg_id = ? AND read_at IS NULL",
                         (int(now.timestamp()), int(Kind.ALERT), owed, msg_id),
                     )
-                ]
+                ],
+                # An officer's reading exists only here (its receipt may be out already).
+                durable=True,
             )
             > 0
         )
@@ -436,7 +450,10 @@ class Inbox:
                     "WHERE excluded.version > version",
                     (f"{kind.label}:{country}", version, data),
                 )
-            ]
+            ],
+            # A revocation list must hold from the next start's first message on,
+            # before the broker or the archive has sent it again.
+            durable=True,
         )
 
     def trust_messages(self) -> list[bytes]:

@@ -239,9 +239,26 @@ def test_catch_up_senders_are_those_who_may_address_the_node(net: object) -> Non
     by = {e.node: e for e in entries}
     hq = catch_up_senders(by["kh-nacd"], entries)
     assert {"kh-blo-bavet", "kh-blo-dongkralor"} <= hq  # its offices report to it
-    assert "vn-blo-mocbai" not in hq  # another country's office does not
+    assert "vn-blo-mocbai" in hq  # receipts for an alert that crossed the border
     assert "kh-nacd" not in hq
     bavet = catch_up_senders(by["kh-blo-bavet"], entries)
     assert {"kh-nacd", "vn-blo-mocbai", "th-unodc-rbm"} <= bavet  # HQ, counterpart, coordinator
     assert "kh-blo-dongkralor" not in bavet  # offices do not write to each other
     assert catch_up_senders(None, entries) == set()
+
+
+def test_catch_up_asks_a_counterpart_that_names_the_node_on_its_side_only(net: object) -> None:
+    """Each country's PKI names counterparts on its own: Moc Bai may write to Bavet
+    because Viet Nam's keyset says so, whatever Cambodia's says."""
+    from schemas import catch_up_senders
+
+    entries = list(net.entries.values())  # type: ignore[attr-defined]
+    by = {e.node: e for e in entries}
+    assert "kh-blo-bavet" in by["vn-blo-mocbai"].counterparts
+    alone = by["kh-blo-bavet"].model_copy(update={"counterparts": ()})
+    others = [e for e in entries if e.node != "kh-blo-bavet"] + [alone]
+    assert "vn-blo-mocbai" in catch_up_senders(alone, others)
+    # Control: with neither side naming the other, Moc Bai is not asked.
+    mocbai = by["vn-blo-mocbai"].model_copy(update={"counterparts": ()})
+    neither = [e for e in others if e.node != "vn-blo-mocbai"] + [mocbai]
+    assert "vn-blo-mocbai" not in catch_up_senders(alone, neither)

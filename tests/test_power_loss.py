@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import timedelta
+from pathlib import Path
 
-from netsim import ALERT
+from netsim import ALERT, NOW
 from nodekit import Nodes, wait_for
 
 from certs import EnrolmentBundle
@@ -63,3 +64,36 @@ def test_a_lost_tail_comes_back_from_the_archive_at_start(nodes: Nodes) -> None:
         assert wait_for(lambda: _alerts(again.inbox) == set(sent), 30), len(_alerts(again.inbox))
     finally:
         again.stop()
+
+
+def test_what_exists_only_in_the_inbox_is_fsynced(tmp_path: Path) -> None:
+    """A reading and the trust kept are committed with synchronous=FULL; received
+    messages (copies of the archive's) are not."""
+    from nodekit import stored_alert
+
+    msg_id = stored_alert(tmp_path)
+    inbox = Inbox(tmp_path / "inbox.sqlite3")
+    seen: list[str] = []
+    inbox._db.set_trace_callback(seen.append)
+    try:
+
+        def levels() -> list[str]:
+            """The synchronous level in force at each COMMIT since the last call."""
+            out, level = [], "NORMAL"
+            for sql in seen:
+                if sql.startswith("PRAGMA synchronous="):
+                    level = sql.split("=")[1]
+                elif sql == "COMMIT":
+                    out.append(level)
+            seen.clear()
+            return out
+
+        assert inbox.mark_read(msg_id, NOW, owe_receipt=True)
+        assert levels() == ["FULL"]
+        inbox.save_trust(Kind.KEYSET, "kh", 9, b"keyset")
+        assert levels() == ["FULL"]
+        inbox.count_rejection("bad_signature")  # control: an ordinary write is not
+        assert levels() == ["NORMAL"]
+        assert inbox._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # back to NORMAL
+    finally:
+        inbox.close()
