@@ -244,7 +244,15 @@ def seal(
             "header out of range: seq 1..2^63-1, 16-byte msg id, whole-quarter-hour "
             "UTC offset, expires not before issued"
         )
-    coding, coded = compress(pack(body))
+    plain = pack(body)
+    if len(plain) > MAX_BODY:
+        # Refused here, not by every receiver (each would drop it as too large).
+        raise EncodeError(
+            f"the {kind.label} body is {len(plain):,} bytes, over the {MAX_BODY:,}-byte "
+            "limit receivers accept: send less in one message (a keyset holds about "
+            "1,400 nodes)"
+        )
+    coding, coded = compress(plain)
     if seal_for is not None and kind not in SEALABLE:
         raise EncodeError(f"a {kind.label} is never sealed")
     inner = coding

@@ -214,3 +214,23 @@ def test_seal_refuses_oversized_message(net: Net) -> None:
             issued=net.now,
             expires=net.now,
         )
+
+
+def test_a_body_over_the_receivers_limit_is_refused_at_the_sender() -> None:
+    """A keyset too large for any receiver to decode fails where it is made, naming
+    the limit, instead of being published and dropped by every tablet."""
+    from schemas import EncodeError, Keyset
+    from schemas.envelope import MAX_BODY
+
+    net = Net()
+    one = net.entries["kh-blo-bavet"]
+
+    def keyset(count: int) -> Keyset:
+        nodes = tuple(one.model_copy(update={"node": f"kh-blo-t{i:05d}"}) for i in range(count))
+        return net.keyset("kh").model_copy(update={"nodes": nodes})
+
+    with pytest.raises(EncodeError, match=f"over the {MAX_BODY:,}-byte limit"):
+        net.trust_message(keyset(3_000))
+    assert (
+        len(net.trust_message(keyset(1_400))) < MAX_BODY
+    )  # control: the fleet size the bench uses
