@@ -598,8 +598,9 @@ class NodeClient:
         """Ask the archive for everything after the newest held, per sender.
 
         Sent on a connect with a new session, on the first connect of each start (a
-        power cut may have taken the inbox's last commits) and every ``catch_up_every`` seconds, the
-        period doubling while the link stays up (``CATCH_UP_BACKOFF``): sequence gaps
+        power cut may have taken the inbox's last commits) and every
+        ``catch_up_every`` seconds, the period doubling while the link stays up
+        (``CATCH_UP_BACKOFF``): sequence gaps
         show a lost message only once a later one arrives; this also finds a
         lost tail. The archive answers with nothing when nothing is newer.
         """
