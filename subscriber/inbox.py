@@ -30,7 +30,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -169,20 +170,18 @@ class Inbox:
             raise InboxError(f"{path}: {exc}") from None
         self._lock = threading.Lock()
 
-    def _write(
-        self, statements: list[tuple[str, tuple[Any, ...]]], *, durable: bool = False
-    ) -> int:
-        """Run ``statements`` in one transaction. ``durable``: fsync it (and, WAL being
-        one log, every commit before it), for what the archive cannot give back."""
+    @contextmanager
+    def _transaction(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction, committed at the end or rolled back on any error.
+        ``durable``: fsync it (and, WAL being one log, every commit before it), for
+        what the archive cannot give back."""
         with self._lock:
             if durable:
                 self._db.execute("PRAGMA synchronous=FULL")
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    changed = 0
-                    for sql, args in statements:
-                        changed += self._db.execute(sql, args).rowcount
+                    yield self._db
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._db.execute("ROLLBACK")
@@ -190,7 +189,12 @@ class Inbox:
             finally:
                 if durable:
                     self._db.execute("PRAGMA synchronous=NORMAL")
-        return changed
+
+    def _write(
+        self, statements: list[tuple[str, tuple[Any, ...]]], *, durable: bool = False
+    ) -> int:
+        with self._transaction(durable=durable) as db:
+            return sum(db.execute(sql, args).rowcount for sql, args in statements)
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock:
@@ -211,7 +215,7 @@ class Inbox:
         owe_receipts: bool = False,
     ) -> list[bool]:
         """Commit several accepted messages, and counts of ``refused`` ones by reason, in
-        one transaction (one fsync, not one each).
+        one transaction (one commit, not one each).
 
         With ``owe_receipts``, each new alert is marked as owing a ``delivered``
         receipt (see ``owed``). Returns, for each message, whether it was new. All
@@ -220,20 +224,14 @@ class Inbox:
         if not batch and not refused:
             return []
         new = []
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for accepted in batch:
-                    first, *rest = self._statements(accepted, now, owe_receipts)
-                    new.append(self._db.execute(*first).rowcount > 0)
-                    for sql, args in rest:
-                        self._db.execute(sql, args)
-                for reason, count in (refused or {}).items():
-                    self._db.execute(_COUNT_REFUSED, (reason, count, count))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            for accepted in batch:
+                first, *rest = self._statements(accepted, now, owe_receipts)
+                new.append(db.execute(*first).rowcount > 0)
+                for sql, args in rest:
+                    db.execute(sql, args)
+            for reason, count in (refused or {}).items():
+                db.execute(_COUNT_REFUSED, (reason, count, count))
         return new
 
     @staticmethod
@@ -398,30 +396,24 @@ class Inbox:
         """Keep a message signed by a key not yet known, for a retry; returns how many
         older ones were dropped to stay within ``per_sender`` (of the claimed sender,
         which nobody has verified yet) and ``total``. Drops are counted as refusals."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(
-                    "INSERT INTO quarantine (topic, data, received, detail, sender) "
-                    "SELECT ?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM quarantine WHERE data = ?)",
-                    (topic, data, int(now.timestamp()), detail, sender, data),
-                )
-                dropped = self._db.execute(
-                    "DELETE FROM quarantine WHERE sender = ? AND id NOT IN "
-                    "(SELECT id FROM quarantine WHERE sender = ? ORDER BY id DESC LIMIT ?)",
-                    (sender, sender, per_sender),
-                ).rowcount
-                dropped += self._db.execute(
-                    "DELETE FROM quarantine WHERE id NOT IN "
-                    "(SELECT id FROM quarantine ORDER BY id DESC LIMIT ?)",
-                    (total,),
-                ).rowcount
-                if dropped:
-                    self._db.execute(_COUNT_REFUSED, (QUARANTINE_DROPPED, dropped, dropped))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO quarantine (topic, data, received, detail, sender) "
+                "SELECT ?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM quarantine WHERE data = ?)",
+                (topic, data, int(now.timestamp()), detail, sender, data),
+            )
+            dropped = db.execute(
+                "DELETE FROM quarantine WHERE sender = ? AND id NOT IN "
+                "(SELECT id FROM quarantine WHERE sender = ? ORDER BY id DESC LIMIT ?)",
+                (sender, sender, per_sender),
+            ).rowcount
+            dropped += db.execute(
+                "DELETE FROM quarantine WHERE id NOT IN "
+                "(SELECT id FROM quarantine ORDER BY id DESC LIMIT ?)",
+                (total,),
+            ).rowcount
+            if dropped:
+                db.execute(_COUNT_REFUSED, (QUARANTINE_DROPPED, dropped, dropped))
         return dropped
 
     def quarantined(self) -> list[tuple[int, str, bytes]]:
