@@ -143,7 +143,8 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt is untyped
     ``blo-pub --send`` does) had about half of 200 alerts never fanned out, to
     the archive either (tests/test_amqtt_facts.py, fact 8). Before amqtt ends
     the session, what is left in the queue goes through amqtt's own delivery
-    path (topic checks, ACL, broadcast, retain).
+    path (topic checks, ACL, broadcast, retain). A session a node's newer link
+    took over stays connected (``_client_message_loop``).
     """
 
     async def _publish_retained_messages_for_subscription(  # type: ignore[no-untyped-def]
@@ -186,6 +187,20 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt is untyped
             taken.set_result(queue.get_nowait())
             await self._handle_message_delivery(client_session, handler, taken)
         await super()._handle_disconnect(client_session, handler, disconnect_waiter)
+
+    async def _client_message_loop(self, client_session, handler):  # type: ignore[no-untyped-def]
+        """The link's loop, on a session that is connected.
+
+        At a take-over (a node's new link before its old one closed) amqtt 0.12.1
+        ends the old link, whose end marks the shared session disconnected, and then
+        attaches the session to the new link without connecting it again: the link
+        stayed up and everything for it went to the offline queue until its next
+        reconnect (tests/test_bad_clients.py). Connect it, then send what was queued.
+        """
+        if not client_session.transitions.is_connected():
+            client_session.transitions.connect()
+            await self._publish_session_retained_messages(client_session)
+        await super()._client_message_loop(client_session, handler)
 
 
 def _server_context(settings: BrokerSettings) -> ssl.SSLContext:

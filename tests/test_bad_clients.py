@@ -372,3 +372,32 @@ def test_guard_refuses_a_connect_with_a_will() -> None:
     reason = inspect(will, first=True, identity="kh-blo-bavet", rules=rules)
     assert reason is not None
     assert "will" in reason
+
+
+def test_a_session_taken_over_by_its_own_node_still_receives(broker: BrokerHandle) -> None:
+    """A tablet that reconnects before the broker has seen its old link close takes
+    its own session over (the client's relink after a failed commit does this).
+
+    amqtt 0.12.1 lets the old link's end mark the shared session disconnected after
+    the new link took it, so the new link stayed up and received nothing (CI saw a
+    tablet stuck for a minute); broker.embedded keeps a taken-over session connected.
+    """
+    network, port = broker.network, broker.port
+    old = TestClient(network.bundle("kh-blo-bavet"), port)
+    assert old.connect()
+    assert old.subscribe("blo/node/kh-blo-bavet")
+    old.client.loop_stop()  # the old link stays open, silent, as a half-dead one does
+    new = TestClient(network.bundle("kh-blo-bavet"), port)
+    nacd = TestClient(network.bundle("kh-nacd"), port, clean=True)
+    try:
+        assert new.connect()
+        assert new.subscribe("blo/node/kh-blo-bavet")
+        assert nacd.connect()
+        time.sleep(0.5)  # the old link's end has run by now on amqtt
+        for i in range(3):
+            assert nacd.publish("blo/node/kh-blo-bavet", f"after {i}".encode())
+        got = sorted(p for t, p, _ in new.collect(quiet=1.0) if t == "blo/node/kh-blo-bavet")
+        assert got == [b"after 0", b"after 1", b"after 2"]
+    finally:
+        for client in (new, nacd, old):
+            client.close()
