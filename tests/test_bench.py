@@ -48,7 +48,8 @@ def test_every_benchmark_runs_and_writes_every_key(tmp_path: Path) -> None:
         assert math.isfinite(wire["idle_kb_per_day"]), wire  # 0 in a quick run: no keepalive yet
         assert number(figures["receive"][broker]["ratio"])
         assert number(figures["catchup"][broker]["ratio"])
-        assert figures["scale"][broker]["tablets"] == 40  # both quick steps: all got the alert
+        scale = figures["scale"][broker]
+        assert scale["tablets"] == 40, (broker, scale["steps"])  # both quick steps: all got it
         photo = figures["photo"][broker]
         for key in ("seconds", "raw_seconds", "ratio", "wire_ratio"):
             assert number(photo[key]), (broker, key, photo[key])

@@ -11,12 +11,15 @@ from pathlib import Path
 
 import pytest
 from brokers import Network
+from netsim import ALERT, NOW, Net
 
 with warnings.catch_warnings():  # Starlette 1.x would rather have httpx2; httpx works
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 from certs import EnrolmentBundle, Pki
+from schemas import Kind, Lang, Scope, Severity, open_envelope
+from subscriber.inbox import Stored
 from web.app import COOKIE, WebApp, render
 from web.errors import BindRefused
 from web.live import Watcher, changed, sse
@@ -31,7 +34,7 @@ from web.security import (
     verify_password,
 )
 from web.svgmap import HEIGHT, WIDTH, borders_svg, project
-from web.views import InboxRow, matrix, office_rows
+from web.views import WORDS, InboxRow, inbox_rows, matrix, message_view, office_rows
 
 EVIL = '<script>alert(1)</script><img src=x onerror="alert(2)">'
 
@@ -176,7 +179,9 @@ def test_with_a_login_file_every_page_asks_for_it(network: Network, tmp_path: Pa
 
 
 def test_text_from_a_message_is_escaped_in_every_template() -> None:
-    row = InboxRow("ab" * 16, "2026-11-30 08:00", EVIL, "alert", "severe", EVIL, "active", True)
+    row = InboxRow(
+        "ab" * 16, "2026-11-30 08:00", EVIL, "alert", "severe", EVIL, EVIL, "active", True
+    )
     html = render(
         "officer.html",
         rows=[row],
@@ -196,6 +201,36 @@ def test_text_from_a_message_is_escaped_in_every_template() -> None:
     assert (
         "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=&#34;alert(2)&#34;&gt;" in html
     )
+
+
+def test_the_officer_reads_kind_and_severity_in_khmer() -> None:
+    sealed = open_envelope(Net().send("kh-nacd", ALERT, Scope.country("kh")))
+    items = [Stored(sealed, sealed.decode_body(), "t", NOW, None)]
+    km, en = (inbox_rows(items, lang, NOW, {})[0] for lang in (Lang.KM, Lang.EN))
+    assert en.what == "severe"
+    assert km.what == "ធ្ងន់ធ្ងរ"
+    assert km.severity == en.severity == "severe"  # the CSS class, whatever the language
+    assert message_view(items[0], Lang.KM, NOW, {}).what == "ការប្រកាសអាសន្ន"
+    assert message_view(items[0], Lang.EN, NOW, {}).what == "alert"
+    html = render(
+        "officer.html",
+        rows=[km],
+        unread=1,
+        status={"link": "up", "last_error": None, "waiting": 0, "sent": 0},
+        ui={k: "" for k in ("inbox", "unread", "link", "last_error", "waiting", "sent")}
+        | {"active": "active", "nothing": "", "other_lang": "en", "language": ""},
+        lang="km",
+        node="kh-blo-bavet",
+        role="blo",
+        hq=False,
+        csrf="t",
+        path="/",
+    )
+    assert '<span class="sev severe">ធ្ងន់ធ្ងរ</span>' in html
+    shown = {s.value for s in Severity} | {
+        k.label for k in (Kind.ALERT, Kind.INCIDENT, Kind.BULLETIN, Kind.TREND, Kind.RECEIPT)
+    }
+    assert shown <= WORDS["km"].keys(), shown - WORDS["km"].keys()
 
 
 def test_the_delivery_matrix_counts_read_as_delivered() -> None:

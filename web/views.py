@@ -19,6 +19,7 @@ from web.svgmap import MapPoint, project
 
 __all__ = [
     "UI",
+    "WORDS",
     "AlertTotals",
     "InboxRow",
     "IncidentRow",
@@ -35,6 +36,7 @@ __all__ = [
     "office_rows",
     "state_of",
     "when",
+    "word",
 ]
 
 #: The pages' own words in English and Khmer (messages carry their own languages).
@@ -90,6 +92,30 @@ UI: dict[str, dict[str, str]] = {
 }
 
 
+#: Kinds and CAP severities as the officer reads them; English shows the word itself.
+#: Pages keep the word as the CSS class (``sev severe``), so colour does not depend
+#: on the language.
+WORDS: dict[str, dict[str, str]] = {
+    "km": {
+        "alert": "ការប្រកាសអាសន្ន",
+        "incident": "ឧប្បត្តិហេតុ",
+        "bulletin": "ព្រឹត្តិបត្រ",
+        "trend": "និន្នាការ",
+        "receipt": "បង្កាន់ដៃ",
+        "extreme": "ធ្ងន់ធ្ងរបំផុត",
+        "severe": "ធ្ងន់ធ្ងរ",
+        "moderate": "មធ្យម",
+        "minor": "ស្រាល",
+        "unknown": "មិនច្បាស់",
+    },
+}
+
+
+def word(value: str, lang: Lang) -> str:
+    """``value`` (a kind or a severity) in ``lang``; itself where no word is known."""
+    return WORDS.get(lang.value, {}).get(value, value)
+
+
 def when(moment: datetime | None) -> str:
     """``2026-11-30 13:05 +07:00``: minutes, with the offset the time was given in."""
     if moment is None:
@@ -118,6 +144,8 @@ class InboxRow:
     sender: str
     kind: str
     severity: str
+    #: The severity (alerts) or the kind (others) in the reader's language.
+    what: str
     headline: str
     state: str
     unread: bool
@@ -131,13 +159,15 @@ def inbox_rows(
     for item in items:
         h = item.sealed.header
         body = item.body
+        severity = body.severity.value if isinstance(body, Alert) else ""
         rows.append(
             InboxRow(
                 id=h.msg_id.hex(),
                 sent=when(h.issued),
                 sender=h.sender,
                 kind=h.kind.label,
-                severity=body.severity.value if isinstance(body, Alert) else "",
+                severity=severity,
+                what=word(severity or h.kind.label, lang),
                 headline=headline(body, lang),
                 state=state_of(item, now, cancelled),
                 unread=item.read_at is None,
@@ -152,6 +182,8 @@ class MessageView:
 
     id: str
     kind: str
+    #: ``kind`` in the reader's language.
+    what: str
     sender: str
     state: str
     facts: list[tuple[str, str]]
@@ -213,6 +245,7 @@ def message_view(
     return MessageView(
         id=h.msg_id.hex(),
         kind=h.kind.label,
+        what=word(h.kind.label, lang),
         sender=h.sender,
         state=state_of(item, now, cancelled),
         facts=[
