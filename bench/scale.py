@@ -84,12 +84,23 @@ def _tablets(nodes: list[str], made: Fleet, port: int, conn: Connection, seconds
 
 
 def _pump(selector: selectors.BaseSelector, clients: list[mqtt.Client], timeout: float) -> None:
-    for key, _ in selector.select(timeout):
-        key.data.loop_read()
+    # paho reads one packet a call, and TLS may already hold the next one decrypted,
+    # where select() cannot see it: read those too, as paho's own loop does.
+    held = [c for c in clients if (sock := c.socket()) is not None and _pending(sock)]
+    for key, _ in selector.select(0 if held else timeout):
+        if key.data not in held:
+            key.data.loop_read()
+    for client in held:
+        client.loop_read()
     for client in clients:
         if client.want_write():
             client.loop_write()
         client.loop_misc()
+
+
+def _pending(sock: Any) -> int:
+    """Decrypted bytes a TLS socket holds that select() cannot see."""
+    return int(sock.pending()) if hasattr(sock, "pending") else 0
 
 
 def step(kind: str, made: Fleet, folder: Path, tablets: int, seconds: float) -> dict[str, Any]:
