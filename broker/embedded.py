@@ -21,6 +21,7 @@ import contextlib
 import logging
 import ssl
 from asyncio import sslproto
+from contextvars import ContextVar
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +45,8 @@ _NOT_AUTHORIZED = b"\x20\x02\x00\x05"
 # zero-filled and so resident: 18 MiB for 74 tablets, 500 MiB for 2,000. A TLS
 # record holds at most 16 KiB of data, so reads of that size lose nothing.
 _TLS_READ_BUFFER = 16 * 1024 + 256
+#: Set while amqtt handles a SUBSCRIBE: the only time retained messages are sent.
+_SUBSCRIBING: ContextVar[bool] = ContextVar("subscribing", default=False)
 
 
 class GuardedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt is untyped
@@ -150,7 +153,8 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt is untyped
     async def _publish_retained_messages_for_subscription(  # type: ignore[no-untyped-def]
         self, subscription, session
     ):
-        """Retained messages for one of ``session``'s own subscriptions, and only those.
+        """Retained messages for one of ``session``'s own subscriptions, and only those,
+        when it subscribes (not again at each reconnect).
 
         amqtt 0.12.1 calls this at every connect for *every* filter any session
         holds, so a client subscribed to ``blo/country/kh`` alone was handed
@@ -159,6 +163,13 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt is untyped
         session holds it, and each retained topic must match it and pass the
         node's receive rule (tests/test_trust_retained.py, with mosquitto_sub).
         """
+        if not _SUBSCRIBING.get():
+            # amqtt also calls this at every connect of a kept session. Retained
+            # messages come with a SUBSCRIBE (MQTT 3.1.1 3.3.1.3; Mosquitto does so):
+            # what changed while the node was away is queued for its session anyway,
+            # and a tablet on a link cut every few seconds paid its country's keyset
+            # and revocation list at every reconnect (tests/test_trust_retained.py).
+            return
         topic_filter = subscription[0]
         held = [
             q
@@ -179,6 +190,13 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt is untyped
             tasks.append(asyncio.ensure_future(publish))
         if tasks:
             await asyncio.wait(tasks)
+
+    async def _handle_subscription(self, client_session, handler, subscribe_waiter):  # type: ignore[no-untyped-def]
+        token = _SUBSCRIBING.set(True)
+        try:
+            await super()._handle_subscription(client_session, handler, subscribe_waiter)
+        finally:
+            _SUBSCRIBING.reset(token)
 
     async def _handle_disconnect(self, client_session, handler, disconnect_waiter):  # type: ignore[no-untyped-def]
         queue = client_session.delivered_message_queue

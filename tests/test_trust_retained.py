@@ -93,3 +93,36 @@ def test_retained_trust_reaches_the_subscription_it_matches(
         assert out.split() == ["blo/trust/kh/revocation"]
     finally:
         archive.close()
+
+
+def test_a_kept_session_is_not_sent_retained_messages_again_at_a_reconnect(
+    broker: BrokerHandle,
+) -> None:
+    """Retained messages come with a SUBSCRIBE, not with every reconnect of a kept
+    session (MQTT 3.1.1 3.3.1.3, and Mosquitto). amqtt 0.12.1 sent a session's retained
+    slots again at each connect: on a metered link cut every few seconds, each
+    reconnect cost a tablet its country's keyset and revocation list again.
+    """
+    network, port = broker.network, broker.port
+    archive = retain_trust(network, port)
+    bavet = TestClient(network.bundle("kh-blo-bavet"), port)
+    nacd = TestClient(network.bundle("kh-nacd"), port, clean=True)
+    try:
+        assert bavet.connect()
+        assert bavet.subscribe("blo/trust/kh/keyset")
+        assert bavet.subscribe("blo/node/kh-blo-bavet")
+        first = [t for t, _, retained in bavet.collect(quiet=1.0) if retained]
+        assert first == ["blo/trust/kh/keyset"]  # positive control: the SUBSCRIBE brings it
+        bavet.close()
+        assert nacd.connect()
+        assert nacd.publish("blo/node/kh-blo-bavet", b"while away")
+        bavet = TestClient(network.bundle("kh-blo-bavet"), port)
+        assert bavet.connect()
+        assert bavet.session_present
+        got = bavet.collect(quiet=1.5)
+        # The reconnect is live: what was queued for the session while away comes.
+        assert [p for t, p, _ in got if t == "blo/node/kh-blo-bavet"] == [b"while away"]
+        assert [t for t, _, _ in got if t.startswith("blo/trust/")] == []
+    finally:
+        for client in (bavet, nacd, archive):
+            client.close()
