@@ -34,7 +34,16 @@ from web.security import (
     verify_password,
 )
 from web.svgmap import HEIGHT, WIDTH, borders_svg, project
-from web.views import WORDS, InboxRow, inbox_rows, matrix, message_view, office_rows
+from web.views import (
+    WORDS,
+    InboxRow,
+    OfficeRow,
+    inbox_rows,
+    matrix,
+    message_view,
+    office_points,
+    office_rows,
+)
 
 EVIL = '<script>alert(1)</script><img src=x onerror="alert(2)">'
 
@@ -231,6 +240,46 @@ def test_the_officer_reads_kind_and_severity_in_khmer() -> None:
         k.label for k in (Kind.ALERT, Kind.INCIDENT, Kind.BULLETIN, Kind.TREND, Kind.RECEIPT)
     }
     assert shown <= WORDS["km"].keys(), shown - WORDS["km"].keys()
+
+
+def test_hq_map_places_the_offices_it_knows_with_their_state() -> None:
+    rows = [
+        OfficeRow("kh-blo-bavet", "2026-11-30 08:00", "heard recently"),
+        OfficeRow("kh-blo-poipet", "", "never heard from"),
+        OfficeRow("kh-blo-nowhere", "", "quiet"),  # not in trends.offices: listed, not placed
+    ]
+    points = office_points(rows)
+    assert [(p.label, p.state) for p in points] == [
+        ("Bavet (kh-blo-bavet): heard recently", "heard recently"),
+        ("Poipet (kh-blo-poipet): never heard from", "never heard from"),
+    ]
+    bavet, poipet = points
+    assert (bavet.x, bavet.y) == project(11.07, 106.16)
+    assert poipet.x < bavet.x  # Poipet is west of Bavet
+    assert poipet.y < bavet.y  # and north of it (y grows southwards)
+    assert all(0 <= p.x <= WIDTH and 0 <= p.y <= HEIGHT for p in points)
+    html = render(
+        "hq.html",
+        alerts=[],
+        shown=None,
+        offices=rows,
+        office_points=points,
+        incidents=[],
+        points=[],
+        map_w=WIDTH,
+        map_h=HEIGHT,
+        status={"link": "up", "last_error": None, "waiting": 0, "sent": 0},
+        ui={k: "" for k in ("inbox", "unread", "link", "last_error", "waiting", "sent")}
+        | {"active": "active", "nothing": "", "other_lang": "km", "language": ""},
+        lang="en",
+        node="kh-nacd",
+        role="hq",
+        hq=True,
+        csrf="t",
+        path="/hq",
+    )
+    assert html.count('class="office ') == 2
+    assert 'class="office never-heard-from"><title>Poipet (kh-blo-poipet)' in html
 
 
 def test_the_delivery_matrix_counts_read_as_delivered() -> None:

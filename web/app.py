@@ -42,7 +42,7 @@ from web.live import Watcher, changed, sse
 from web.node import PhotoUpload, WebNode
 from web.security import BindPolicy, Sessions, host_allowed, security_headers, verify_password
 from web.svgmap import HEIGHT, WIDTH, borders_svg
-from web.views import UI, inbox_rows, map_points, message_view
+from web.views import UI, inbox_rows, map_points, message_view, office_points
 
 __all__ = ["COOKIE", "MAX_UPLOAD", "WebApp", "render"]
 
@@ -281,10 +281,12 @@ class WebApp:
         first = matrices[0] if matrices else None
         shown = next((m for m in matrices if m.totals.id == wanted), first)
         incidents = node.incidents(visit.lang)
+        offices = node.office_rows()
         return {
             "alerts": [m.totals for m in matrices],
             "shown": shown,
-            "offices": node.office_rows(),
+            "offices": offices,
+            "office_points": office_points(offices),
             "incidents": incidents,
             "points": map_points(incidents),
             "map_w": WIDTH,

@@ -15,6 +15,7 @@ from typing import Any
 from schemas import Alert, Bulletin, Incident, Lang, to_document
 from subscriber.inbox import Stored
 from subscriber.views import headline
+from trends.offices import OFFICES
 from web.svgmap import MapPoint, project
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "Matrix",
     "MatrixRow",
     "MessageView",
+    "OfficePoint",
     "OfficeRow",
     "headline",
     "inbox_rows",
@@ -33,6 +35,7 @@ __all__ = [
     "map_points",
     "matrix",
     "message_view",
+    "office_points",
     "office_rows",
     "state_of",
     "when",
@@ -395,6 +398,33 @@ def incident_rows(
             )
         )
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class OfficePoint:
+    """An office on the HQ map: where its crossing is, and whether it was heard lately."""
+
+    x: float
+    y: float
+    label: str
+    state: str  # as OfficeRow.state
+
+
+_POSITIONS = {office.node: office for office in OFFICES}
+
+
+def office_points(rows: Iterable[OfficeRow]) -> list[OfficePoint]:
+    """The offices whose crossing is known (``trends.offices``) as points on the map;
+    an office not in that table is listed on the page but not placed."""
+    points = []
+    for row in rows:
+        office = _POSITIONS.get(row.office)
+        if office is None:
+            continue
+        x, y = project(office.lat, office.lon)
+        label = f"{office.crossing} ({row.office}): {row.state}"
+        points.append(OfficePoint(x, y, label, row.state))
+    return points
 
 
 def map_points(rows: Iterable[IncidentRow]) -> list[MapPoint]:
