@@ -25,6 +25,7 @@ from contextvars import ContextVar
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from amqtt.adapters import ReaderAdapter, StreamWriterAdapter
 from amqtt.broker import Broker
@@ -205,20 +206,29 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt is untyped
             taken.set_result(queue.get_nowait())
             await self._handle_message_delivery(client_session, handler, taken)
         await super()._handle_disconnect(client_session, handler, disconnect_waiter)
+        # The old link of a take-over may end after the new link's loop began.
+        held = self._sessions.get(client_session.client_id)
+        if held is not None and held[1] is not handler:
+            await self._keep_connected(client_session)
 
     async def _client_message_loop(self, client_session, handler):  # type: ignore[no-untyped-def]
-        """The link's loop, on a session that is connected.
+        """The link's loop, on a session that is connected (``_keep_connected``)."""
+        await self._keep_connected(client_session)
+        await super()._client_message_loop(client_session, handler)
+
+    async def _keep_connected(self, client_session: Any) -> None:
+        """Mark a session that a live link holds connected, and send what was queued.
 
         At a take-over (a node's new link before its old one closed) amqtt 0.12.1
-        ends the old link, whose end marks the shared session disconnected, and then
+        ends the old link, whose end marks the shared session disconnected, and
         attaches the session to the new link without connecting it again: the link
         stayed up and everything for it went to the offline queue until its next
-        reconnect (tests/test_bad_clients.py). Connect it, then send what was queued.
+        reconnect (tests/test_bad_clients.py). The old link's end may run before
+        the new link's loop begins or after it, so both places call this.
         """
         if not client_session.transitions.is_connected():
             client_session.transitions.connect()
             await self._publish_session_retained_messages(client_session)
-        await super()._client_message_loop(client_session, handler)
 
 
 def _server_context(settings: BrokerSettings) -> ssl.SSLContext:
