@@ -192,6 +192,11 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt is untyped
         if tasks:
             await asyncio.wait(tasks)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Handlers whose link's loop runs: a session held by one of them is live.
+        self._looping: set[Any] = set()
+
     async def _handle_subscription(self, client_session, handler, subscribe_waiter):  # type: ignore[no-untyped-def]
         token = _SUBSCRIBING.set(True)
         try:
@@ -200,21 +205,34 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt is untyped
             _SUBSCRIBING.reset(token)
 
     async def _handle_disconnect(self, client_session, handler, disconnect_waiter):  # type: ignore[no-untyped-def]
+        self._looping.discard(handler)
         queue = client_session.delivered_message_queue
         while not queue.empty():
             taken = asyncio.get_running_loop().create_future()
             taken.set_result(queue.get_nowait())
             await self._handle_message_delivery(client_session, handler, taken)
         await super()._handle_disconnect(client_session, handler, disconnect_waiter)
-        # The old link of a take-over may end after the new link's loop began.
+        # The old link of a take-over may end after the new link's loop began; but
+        # if that newer link has ended too, the node is away and its session stays
+        # disconnected (marked connected, it would be sent to a closed link and
+        # amqtt would drop the messages after its PUBACK wait, not queue them).
         held = self._sessions.get(client_session.client_id)
-        if held is not None and held[1] is not handler:
+        if (
+            held is not None
+            and held[0] is client_session
+            and held[1] is not handler
+            and held[1] in self._looping
+        ):
             await self._keep_connected(client_session)
 
     async def _client_message_loop(self, client_session, handler):  # type: ignore[no-untyped-def]
         """The link's loop, on a session that is connected (``_keep_connected``)."""
-        await self._keep_connected(client_session)
-        await super()._client_message_loop(client_session, handler)
+        self._looping.add(handler)
+        try:
+            await self._keep_connected(client_session)
+            await super()._client_message_loop(client_session, handler)
+        finally:
+            self._looping.discard(handler)
 
     async def _keep_connected(self, client_session: Any) -> None:
         """Mark a session that a live link holds connected, and send what was queued.

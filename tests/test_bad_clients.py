@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import ssl
@@ -400,4 +401,45 @@ def test_a_session_taken_over_by_its_own_node_still_receives(broker: BrokerHandl
         assert got == [b"after 0", b"after 1", b"after 2"]
     finally:
         for client in (new, nacd, old):
+            client.close()
+
+
+def test_a_taken_over_session_whose_links_have_both_ended_queues_for_the_node(
+    broker: BrokerHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old link of a take-over may end late, after the newer link has ended too:
+    the node is then away, and what comes for it must wait in its session rather than
+    go to a closed link (amqtt drops those after its PUBACK wait)."""
+    import broker.embedded as embedded
+
+    late: list[str] = []
+    real_end = embedded._Broker._handle_disconnect
+
+    async def end_late(self, session, handler, waiter):  # type: ignore[no-untyped-def]
+        if not late:  # the first link to end is the old one, taken over
+            late.append(session.client_id)
+            await asyncio.sleep(2.0)
+        await real_end(self, session, handler, waiter)
+
+    monkeypatch.setattr(embedded._Broker, "_handle_disconnect", end_late)
+    network, port = broker.network, broker.port
+    old = TestClient(network.bundle("kh-blo-bavet"), port)
+    assert old.connect()
+    assert old.subscribe("blo/node/kh-blo-bavet")
+    old.client.loop_stop()  # the old link stays open, silent
+    new = TestClient(network.bundle("kh-blo-bavet"), port)
+    nacd = TestClient(network.bundle("kh-nacd"), port, clean=True)
+    again = TestClient(network.bundle("kh-blo-bavet"), port)
+    try:
+        assert new.connect()
+        new.close()  # the newer link ends first, while the old one's end waits
+        time.sleep(3.0)  # the old link's end has run by now
+        assert nacd.connect()
+        assert nacd.publish("blo/node/kh-blo-bavet", b"while away")
+        assert again.connect()
+        assert again.session_present
+        got = [p for t, p, _ in again.collect(quiet=1.5) if t == "blo/node/kh-blo-bavet"]
+        assert got == [b"while away"]
+    finally:
+        for client in (again, nacd, old):
             client.close()

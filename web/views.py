@@ -104,7 +104,7 @@ WORDS: dict[str, dict[str, str]] = {
         "incident": "ឧប្បត្តិហេតុ",
         "bulletin": "ព្រឹត្តិបត្រ",
         "trend": "និន្នាការ",
-        "receipt": "បង្កាន់ដៃ",
+        "receipt": "ការបញ្ជាក់ទទួល",
         "extreme": "ធ្ងន់ធ្ងរបំផុត",
         "severe": "ធ្ងន់ធ្ងរ",
         "moderate": "មធ្យម",
