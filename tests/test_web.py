@@ -187,23 +187,31 @@ def test_with_a_login_file_every_page_asks_for_it(network: Network, tmp_path: Pa
 # -- escaping and view models ------------------------------------------------------------
 
 
+def page(template: str, *, hq: bool = False, lang: str = "en", **values: object) -> str:
+    """``template`` rendered with a minimal page context (the base template's needs)."""
+    context: dict[str, object] = {
+        "status": {"link": "up", "last_error": None, "waiting": 0, "sent": 0},
+        "ui": {k: "" for k in ("inbox", "unread", "link", "last_error", "waiting", "sent")}
+        | {"active": "active", "nothing": "", "other_lang": "km", "language": ""},
+        "lang": lang,
+        "node": "kh-nacd" if hq else "kh-blo-bavet",
+        "role": "hq" if hq else "blo",
+        "hq": hq,
+        "csrf": "t",
+        "path": "/hq" if hq else "/",
+    }
+    return render(template, **(context | values))
+
+
 def test_text_from_a_message_is_escaped_in_every_template() -> None:
     row = InboxRow(
         "ab" * 16, "2026-11-30 08:00", EVIL, "alert", "severe", EVIL, EVIL, "active", True
     )
-    html = render(
+    html = page(
         "officer.html",
         rows=[row],
         unread=1,
         status={"link": EVIL, "last_error": EVIL, "waiting": 0, "sent": 0},
-        ui={k: "" for k in ("inbox", "unread", "link", "last_error", "waiting", "sent")}
-        | {"active": "active", "nothing": "", "other_lang": "km", "language": ""},
-        lang="en",
-        node="kh-blo-bavet",
-        role="blo",
-        hq=False,
-        csrf="t",
-        path="/",
     )
     assert "<script>alert" not in html
     assert "<img src=x" not in html
@@ -221,20 +229,7 @@ def test_the_officer_reads_kind_and_severity_in_khmer() -> None:
     assert km.severity == en.severity == "severe"  # the CSS class, whatever the language
     assert message_view(items[0], Lang.KM, NOW, {}).what == "ការប្រកាសអាសន្ន"
     assert message_view(items[0], Lang.EN, NOW, {}).what == "alert"
-    html = render(
-        "officer.html",
-        rows=[km],
-        unread=1,
-        status={"link": "up", "last_error": None, "waiting": 0, "sent": 0},
-        ui={k: "" for k in ("inbox", "unread", "link", "last_error", "waiting", "sent")}
-        | {"active": "active", "nothing": "", "other_lang": "en", "language": ""},
-        lang="km",
-        node="kh-blo-bavet",
-        role="blo",
-        hq=False,
-        csrf="t",
-        path="/",
-    )
+    html = page("officer.html", lang="km", rows=[km], unread=1)
     assert '<span class="sev severe">ធ្ងន់ធ្ងរ</span>' in html
     shown = {s.value for s in Severity} | {
         k.label for k in (Kind.ALERT, Kind.INCIDENT, Kind.BULLETIN, Kind.TREND, Kind.RECEIPT)
@@ -258,8 +253,9 @@ def test_hq_map_places_the_offices_it_knows_with_their_state() -> None:
     assert poipet.x < bavet.x  # Poipet is west of Bavet
     assert poipet.y < bavet.y  # and north of it (y grows southwards)
     assert all(0 <= p.x <= WIDTH and 0 <= p.y <= HEIGHT for p in points)
-    html = render(
+    html = page(
         "hq.html",
+        hq=True,
         alerts=[],
         shown=None,
         offices=rows,
@@ -268,15 +264,6 @@ def test_hq_map_places_the_offices_it_knows_with_their_state() -> None:
         points=[],
         map_w=WIDTH,
         map_h=HEIGHT,
-        status={"link": "up", "last_error": None, "waiting": 0, "sent": 0},
-        ui={k: "" for k in ("inbox", "unread", "link", "last_error", "waiting", "sent")}
-        | {"active": "active", "nothing": "", "other_lang": "km", "language": ""},
-        lang="en",
-        node="kh-nacd",
-        role="hq",
-        hq=True,
-        csrf="t",
-        path="/hq",
     )
     assert html.count('class="office ') == 2
     assert 'class="office never-heard-from"><title>Poipet (kh-blo-poipet)' in html
