@@ -148,8 +148,13 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt is untyped
     the archive either (tests/test_amqtt_facts.py, fact 8). Before amqtt ends
     the session, what is left in the queue goes through amqtt's own delivery
     path (topic checks, ACL, broadcast, retain). A session a node's newer link
-    took over stays connected (``_client_message_loop``).
+    took over stays connected (``_keep_connected``).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Handlers whose link's loop runs: a session held by one of them is live.
+        self._looping: set[Any] = set()
 
     async def _publish_retained_messages_for_subscription(  # type: ignore[no-untyped-def]
         self, subscription, session
@@ -191,11 +196,6 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt is untyped
             tasks.append(asyncio.ensure_future(publish))
         if tasks:
             await asyncio.wait(tasks)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        #: Handlers whose link's loop runs: a session held by one of them is live.
-        self._looping: set[Any] = set()
 
     async def _handle_subscription(self, client_session, handler, subscribe_waiter):  # type: ignore[no-untyped-def]
         token = _SUBSCRIBING.set(True)
